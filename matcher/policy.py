@@ -81,6 +81,12 @@ class Gate(_Strict):
     max_group_ece: float = Field(gt=0, le=1)
 
 
+class ModelPolicy(_Strict):
+    monotonic: dict[str, Literal[-1, 0, 1]]
+    min_referrals: int = Field(ge=1)
+    holdout_fraction: float = Field(gt=0, lt=1)
+
+
 class Policy(_Strict):
     commute: Commute
     fallback: Fallback
@@ -91,6 +97,7 @@ class Policy(_Strict):
     business: Business
     ranking: Ranking
     gate: Gate
+    model: ModelPolicy
     source: str = ""
 
     @model_validator(mode="after")

@@ -237,17 +237,29 @@ class SkillIndex:
     def names(self) -> list[str]:
         return list(self.ids)
 
-    def encode(self, tag_lists: Iterable[Iterable[str]], words: int | None = None) -> np.ndarray:
+    def encode(self, tag_lists: Iterable[Iterable[str]], words: int | None = None, grow: bool = True) -> np.ndarray:
+        """Masks for each tag list; with ``grow=False`` skills outside the index are left out."""
         canon = [normalise_tags(t) for t in tag_lists]
-        for tags in canon:
-            for t in tags:
-                self.id_of(t)
+        if grow:
+            for tags in canon:
+                for t in tags:
+                    self.id_of(t)
         words = words or max(1, (len(self.ids) + 63) // 64)
         out = np.zeros((len(canon), words), dtype=np.uint64)
         for row, tags in enumerate(canon):
             for t in tags:
-                i = self.ids[t]
-                out[row, i // 64] |= np.uint64(1) << np.uint64(i % 64)
+                i = self.ids.get(t)
+                if i is not None and i < words * 64:
+                    out[row, i // 64] |= np.uint64(1) << np.uint64(i % 64)
+        return out
+
+    def mask_of(self, names: Iterable[str], words: int) -> np.ndarray:
+        """One mask with the named (canonical) skills set."""
+        out = np.zeros(words, dtype=np.uint64)
+        for n in names:
+            i = self.ids.get(n)
+            if i is not None and i < words * 64:
+                out[i // 64] |= np.uint64(1) << np.uint64(i % 64)
         return out
 
     def decode(self, mask: np.ndarray) -> tuple[str, ...]:

@@ -1,0 +1,46 @@
+# matcher: `make help` lists the targets. Everything runs in .venv, made on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORLD ?= world
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run world import train serve test test-fast bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed ## Make .venv and install matcher with its test tools
+
+world: setup ## Generate the default synthetic Rizhao world into ./world
+	$(BIN)/matcher generate --out $(WORLD) --seed 0
+
+import: world ## Create the database (SQLite under instance/) and import ./world
+	$(BIN)/matcher db init
+	$(BIN)/matcher db import $(WORLD)
+
+train: world ## Train the model on ./world's referrals (artifact in models/)
+	$(BIN)/matcher train $(WORLD) --out models
+
+serve: setup ## Serve the API and pages on http://$(HOST):$(PORT)
+	$(BIN)/matcher serve --host $(HOST) --port $(PORT)
+
+run: import train serve ## Set everything up and serve: world, database, model, service
+
+test: setup ## Run the whole test suite (PostgreSQL tests skip when it is unreachable, fail in CI)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup ## Run the benchmarks and rewrite their figures under bench/
+	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean: ## Remove the venv, the generated world, the database and trained models
+	rm -rf $(VENV) $(WORLD) instance/*.db* models/*.joblib models/*.json

@@ -1,0 +1,275 @@
+"""The hard rules of SPEC section 3, vectorised over (worker, job) pairs.
+
+Eligibility is plain code driven by the policy file; the model only orders what passes
+here. Workers and jobs are first turned into flat numpy arrays (:class:`WorkerArrays`,
+:class:`JobArrays`); candidate pairs come from a spatial index, so a worker is compared
+only with jobs within reach; then every rule is a boolean mask over the pairs, and a
+pair is eligible when all masks hold. The same masks explain why a pair fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from matcher.geo import JobIndex, haversine_km
+from matcher.policy import DEMAND_LEVELS, FUNCTIONS, Policy
+from matcher.skills import SkillIndex, popcount
+
+FUNCTION_BIT = {f: 1 << i for i, f in enumerate(FUNCTIONS)}
+DEMAND_LEVEL = {d: i for i, d in enumerate(DEMAND_LEVELS)}
+KIND_CODES = ("workshop_factory", "workshop_home", "enterprise", "out_of_county", "public_welfare")
+KIND = {k: i for i, k in enumerate(KIND_CODES)}
+EDUCATION_LEVEL = {e: i for i, e in enumerate(("none", "primary", "junior", "senior", "vocational", "college"))}
+
+# Rule names, in the order a volunteer would check them; used in explanations.
+RULES = ("job_open", "worker_available", "age", "functions", "physical_demand", "distance", "home_only",
+         "migration", "public_welfare")
+RULE_TEXT = {
+    "job_open": "岗位已关闭或已招满",
+    "worker_available": "本人已就业、无劳动能力或不求职",
+    "age": "年龄不在岗位要求范围内",
+    "functions": "岗位需要的身体功能本人不具备",
+    "physical_demand": "岗位体力强度超出本人能力",
+    "distance": "路程超出本人可通勤范围",
+    "home_only": "本人只能居家就业",
+    "migration": "县外岗位需本人愿意外出务工",
+    "public_welfare": "公益性岗位只安置本村（镇）的残疾或大龄人员",
+}
+
+
+def _bits(tags, table) -> int:
+    out = 0
+    for t in tags:
+        out |= table[t]
+    return out
+
+
+@dataclass
+class WorkerArrays:
+    """Workers as flat arrays, joined with their household's place."""
+
+    frame: pd.DataFrame
+    ids: np.ndarray
+    household: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    county: np.ndarray
+    town: np.ndarray
+    village: np.ndarray
+    age: np.ndarray
+    female: np.ndarray
+    disabled: np.ndarray
+    grade: np.ndarray          # 0 when not disabled
+    education: np.ndarray
+    partial: np.ndarray
+    available: np.ndarray      # capacity, wants a job, not employed
+    wants_business: np.ndarray
+    lost: np.ndarray           # bitmask of functions lost
+    max_demand: np.ndarray     # heaviest demand level allowed
+    commute_km: np.ndarray
+    home_only: np.ndarray
+    will_migrate: np.ndarray
+    graduate: np.ndarray
+    fallback: np.ndarray       # disabled or 4050: may take public-welfare posts
+    skills: np.ndarray         # (n, words) uint64 masks over the jobs' skill index
+    n_skills: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, workers: pd.DataFrame, households: pd.DataFrame, policy: Policy,
+              skill_index: SkillIndex, words: int) -> "WorkerArrays":
+        w = workers.reset_index(drop=True)
+        h = households.set_index("household_id")
+        place = h.reindex(w["household_id"])
+        if place["lat"].isna().any():
+            missing = w["household_id"][place["lat"].isna().to_numpy()].iloc[0]
+            raise ValueError(f"worker's household {missing!r} is unknown")
+        age = w["age"].to_numpy(np.int64)
+        female = (w["sex"] == "F").to_numpy()
+        disability = w["disability"].to_numpy(object)
+        grade = w["disability_grade"].fillna(0).to_numpy(np.int64)
+        capacity = w["labour_capacity"].to_numpy(object)
+        education = w["education"].to_numpy(object)
+
+        illiterate = np.isin(education, policy.literacy.illiterate_education)
+        lost = np.where(illiterate, FUNCTION_BIT["literacy"], 0).astype(np.int64)
+        max_demand = np.full(len(w), DEMAND_LEVEL["heavy"], dtype=np.int64)
+        for rule in policy.disability:
+            hit = (disability == rule.type) & np.isin(grade, rule.grades)
+            lost[hit] |= _bits(rule.loses, FUNCTION_BIT)
+            max_demand[hit] = np.minimum(max_demand[hit], DEMAND_LEVEL[rule.max_demand])
+        partial = capacity == "partial"
+        max_demand[partial] = np.minimum(max_demand[partial], DEMAND_LEVEL[policy.capacity.partial_max_demand])
+
+        disabled = disability != "none"
+        fb = policy.fallback
+        older = np.where(female, age >= fb.women_min_age, age >= fb.men_min_age)
+        commute = w["max_commute_km"].to_numpy(float)
+        commute = np.where(np.isnan(commute), policy.commute.default_max_km, commute)
+        masks = skill_index.encode(w["skills"], words=words, grow=False)
+        return cls(
+            frame=w,
+            ids=w["worker_id"].to_numpy(object),
+            household=w["household_id"].to_numpy(object),
+            lat=place["lat"].to_numpy(float), lon=place["lon"].to_numpy(float),
+            county=place["county_code"].to_numpy(object), town=place["town_code"].to_numpy(object),
+            village=place["village_code"].to_numpy(object),
+            age=age, female=female, disabled=disabled, grade=grade,
+            education=np.array([EDUCATION_LEVEL[e] for e in education], dtype=np.int64),
+            partial=partial,
+            available=(capacity != "none") & (w["wants"] == "job").to_numpy() & ~w["employed"].to_numpy(bool),
+            wants_business=(capacity != "none") & (w["wants"] == "business").to_numpy() & ~w["employed"].to_numpy(bool),
+            lost=lost, max_demand=max_demand, commute_km=commute,
+            home_only=w["home_only"].to_numpy(bool), will_migrate=w["will_migrate"].to_numpy(bool),
+            graduate=w["graduate"].to_numpy(bool), fallback=disabled | older,
+            skills=masks, n_skills=popcount(masks),
+        )
+
+
+@dataclass
+class JobArrays:
+    """Jobs as flat arrays, with the spatial index and the skill index over them."""
+
+    frame: pd.DataFrame
+    ids: np.ndarray
+    kind: np.ndarray           # index into KIND_CODES
+    lat: np.ndarray
+    lon: np.ndarray
+    town: np.ndarray
+    village: np.ndarray
+    min_age: np.ndarray
+    max_age: np.ndarray
+    demand: np.ndarray
+    requires: np.ndarray       # bitmask of functions needed
+    free: np.ndarray           # slots - filled
+    open: np.ndarray           # open with a free slot
+    wage: np.ndarray
+    skills: np.ndarray         # (n, words) uint64
+    n_required: np.ndarray
+    skill_index: SkillIndex
+    index: JobIndex
+    words: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def build(cls, jobs: pd.DataFrame, skill_index: SkillIndex | None = None) -> "JobArrays":
+        j = jobs.reset_index(drop=True)
+        skill_index = skill_index or SkillIndex()
+        masks = skill_index.encode(j["skills"])
+        free = (j["slots"] - j["filled"]).to_numpy(np.int64)
+        lat, lon = j["lat"].to_numpy(float), j["lon"].to_numpy(float)
+        return cls(
+            frame=j, ids=j["job_id"].to_numpy(object),
+            kind=j["kind"].map(KIND).to_numpy(np.int64),
+            lat=lat, lon=lon,
+            town=j["town_code"].to_numpy(object), village=j["village_code"].to_numpy(object),
+            min_age=j["min_age"].to_numpy(np.int64), max_age=j["max_age"].to_numpy(np.int64),
+            demand=j["physical_demand"].map(DEMAND_LEVEL).to_numpy(np.int64),
+            requires=np.fromiter((_bits(r, FUNCTION_BIT) for r in j["requires"]), np.int64, len(j)),
+            free=free, open=(j["status"] == "open").to_numpy() & (free > 0),
+            wage=j["monthly_wage"].to_numpy(float),
+            skills=masks, n_required=popcount(masks), skill_index=skill_index,
+            index=JobIndex(np.where(j["kind"] == "out_of_county", np.nan, lat), lon), words=masks.shape[1],
+        )
+
+
+@dataclass
+class Pairs:
+    """Candidate (worker row, job row) pairs with their great-circle distance (NaN out of county)."""
+
+    w: np.ndarray
+    j: np.ndarray
+    distance_km: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.w)
+
+    def take(self, mask_or_index) -> "Pairs":
+        return Pairs(self.w[mask_or_index], self.j[mask_or_index], self.distance_km[mask_or_index])
+
+    @staticmethod
+    def concat(parts: list["Pairs"]) -> "Pairs":
+        if not parts:
+            return Pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, float))
+        return Pairs(np.concatenate([p.w for p in parts]), np.concatenate([p.j for p in parts]),
+                     np.concatenate([p.distance_km for p in parts]))
+
+
+def pair_distance(W: WorkerArrays, J: JobArrays, w: np.ndarray, j: np.ndarray) -> np.ndarray:
+    return haversine_km(W.lat[w], W.lon[w], J.lat[j], J.lon[j])
+
+
+def rule_masks(W: WorkerArrays, J: JobArrays, p: Pairs, policy: Policy) -> dict[str, np.ndarray]:
+    """One boolean array per rule of SPEC section 3: True where the pair passes it."""
+    w, j, d = p.w, p.j, p.distance_km
+    kind = J.kind[j]
+    out_of_county = kind == KIND["out_of_county"]
+    home_work = kind == KIND["workshop_home"]
+    welfare = kind == KIND["public_welfare"]
+    reach = np.where(home_work, policy.commute.home_delivery_km, W.commute_km[w])
+    with np.errstate(invalid="ignore"):
+        within = out_of_county | (np.isfinite(d) & (d <= reach))
+    same_place = np.where(J.village[j] != "", J.village[j] == W.village[w], J.town[j] == W.town[w])
+    return {
+        "job_open": J.open[j],
+        "worker_available": W.available[w],
+        "age": (W.age[w] >= J.min_age[j]) & (W.age[w] <= J.max_age[j]),
+        "functions": (J.requires[j] & W.lost[w]) == 0,
+        "physical_demand": J.demand[j] <= W.max_demand[w],
+        "distance": within,
+        "home_only": ~W.home_only[w] | home_work,
+        "migration": ~out_of_county | W.will_migrate[w],
+        "public_welfare": ~welfare | (W.fallback[w] & same_place),
+    }
+
+
+def eligible_mask(W: WorkerArrays, J: JobArrays, p: Pairs, policy: Policy) -> np.ndarray:
+    masks = rule_masks(W, J, p, policy)
+    ok = np.ones(len(p), dtype=bool)
+    for m in masks.values():
+        ok &= m
+    return ok
+
+
+def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndarray | None = None) -> Pairs:
+    """Every eligible pair for the given worker rows (default: all available workers).
+
+    Located jobs come from a radius query (the larger of the worker's commute and the
+    home-work delivery reach); out-of-county jobs are paired with willing migrants.
+    """
+    rows = np.flatnonzero(W.available) if rows is None else np.asarray(rows, dtype=np.int64)
+    rows = rows[W.available[rows]]
+    parts = []
+    if len(rows):
+        radius = np.maximum(W.commute_km[rows], policy.commute.home_delivery_km)
+        q, j = J.index.within(W.lat[rows], W.lon[rows], radius)
+        w = rows[q]
+        keep = J.open[j]
+        w, j = w[keep], j[keep]
+        parts.append(Pairs(w, j, pair_distance(W, J, w, j)))
+        ooc = np.flatnonzero(J.open & (J.kind == KIND["out_of_county"]))
+        mig = rows[W.will_migrate[rows]]
+        if len(ooc) and len(mig):
+            ww = np.repeat(mig, len(ooc))
+            jj = np.tile(ooc, len(mig))
+            parts.append(Pairs(ww, jj, np.full(len(ww), np.nan)))
+    p = Pairs.concat(parts)
+    if not len(p):
+        return p
+    p = p.take(eligible_mask(W, J, p, policy))
+    order = np.lexsort((p.j, p.w))
+    return p.take(order)
+
+
+def explain(W: WorkerArrays, J: JobArrays, w: int, j: int, policy: Policy) -> list[str]:
+    """Names of the rules one pair fails (empty when eligible)."""
+    d = pair_distance(W, J, np.array([w]), np.array([j]))
+    masks = rule_masks(W, J, Pairs(np.array([w]), np.array([j]), d), policy)
+    return [name for name in RULES if not masks[name][0]]

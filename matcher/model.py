@@ -1,0 +1,344 @@
+"""The model: pipeline, training on referral history, the prior scorer, artifact + manifest I/O.
+
+A model is a :class:`MatchModel`: a P(hire) scorer (a calibrated scikit-learn Pipeline,
+or the documented :class:`PriorScorer` when there is no usable history) and, when the
+history has enough six-month retention labels, a P(retained | hired) pipeline. It is saved
+with joblib next to a JSON manifest (SPEC section 6); loading checks the artifact's
+SHA-256 and the library versions against the manifest *before* unpickling.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from matcher.eligibility import JobArrays, Pairs, WorkerArrays, pair_distance
+from matcher.errors import ModelError
+from matcher.features import FEATURE_INDEX, FEATURES, QuantileClipper, pair_features
+from matcher.policy import Policy
+from matcher.schema import World, to_csv_frame
+from matcher.skills import SkillIndex
+
+PRODUCTION_POINTER = "production"
+CHECKED_LIBRARIES = ("scikit-learn", "numpy", "joblib")
+
+
+def library_versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__, "joblib": joblib.__version__}
+
+
+# -- scorers ---------------------------------------------------------------------------------
+
+class PriorScorer:
+    """The documented score used when there is no referral history to learn from.
+
+    logit = -1.2 + 2.0 * skill_coverage - 0.06 * distance_km + 0.5 * (wage - 2,500) / 1,000
+            + 0.4 if a workshop job (at the door, on-the-job training)
+    distance counts as 0 for out-of-county work. It says what a volunteer would say:
+    skills that fit, a short way and a better wage raise the chance of a hire. It is
+    not learned, and the manifest says so (``kind: prior``).
+    """
+
+    kind = "prior"
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        col = FEATURE_INDEX
+        dist = np.nan_to_num(X[:, col["distance_km"]], nan=0.0)
+        z = (-1.2 + 2.0 * X[:, col["skill_coverage"]] - 0.06 * dist
+             + 0.5 * (X[:, col["monthly_wage"]] - 2500.0) / 1000.0
+             + 0.4 * (X[:, col["kind_workshop_factory"]] + X[:, col["kind_workshop_home"]]))
+        p = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1 - p, p])
+
+
+class NearestFirst:
+    """Baseline: the nearest eligible job first (out-of-county last)."""
+
+    kind = "baseline"
+
+    def predict_proba(self, X):
+        d = np.nan_to_num(np.asarray(X, float)[:, FEATURE_INDEX["distance_km"]], nan=1e4)
+        p = 1.0 / (1.0 + d)
+        return np.column_stack([1 - p, p])
+
+
+class SkillOverlapOnly:
+    """Baseline: the share of the job's required skills the worker has, nothing else."""
+
+    kind = "baseline"
+
+    def predict_proba(self, X):
+        p = np.clip(np.asarray(X, float)[:, FEATURE_INDEX["skill_coverage"]], 0, 1)
+        return np.column_stack([1 - p, p])
+
+
+def build_pipeline(policy: Policy, random_state: int = 0) -> Pipeline:
+    """QuantileClipper -> monotone gradient boosting, calibrated (isotonic, cross-validated).
+
+    Monotonic constraints come from the policy; isotonic calibration is monotone too,
+    so the constraints hold for the calibrated probability.
+    """
+    unknown = set(policy.model.monotonic) - set(FEATURES)
+    if unknown:
+        raise ModelError(f"policy model.monotonic names unknown features: {sorted(unknown)}")
+    cst = [policy.model.monotonic.get(name, 0) for name in FEATURES]
+    hgb = HistGradientBoostingClassifier(
+        learning_rate=0.08, max_iter=250, max_leaf_nodes=31, min_samples_leaf=40,
+        l2_regularization=1.0, monotonic_cst=cst, early_stopping=False, random_state=random_state)
+    calibrated = CalibratedClassifierCV(hgb, method="isotonic", cv=3, ensemble=False)
+    return Pipeline([("clip", QuantileClipper()), ("classifier", calibrated)])
+
+
+@dataclass
+class MatchModel:
+    """What an artifact holds: the hire scorer, an optional retention scorer, and facts about them."""
+
+    hire: object
+    retain: object | None = None
+    kind: str = "learned"                 # learned | prior
+    features: tuple[str, ...] = FEATURES
+    version: str = ""
+    info: dict = field(default_factory=dict)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        if len(X) == 0:
+            return np.zeros(0)
+        return self.hire.predict_proba(X)[:, 1]
+
+    def retention(self, X: np.ndarray) -> np.ndarray | None:
+        if self.retain is None or len(X) == 0:
+            return None
+        return self.retain.predict_proba(X)[:, 1]
+
+
+def prior_model() -> MatchModel:
+    return MatchModel(hire=PriorScorer(), kind="prior", version="prior")
+
+
+# -- training data -----------------------------------------------------------------------
+
+@dataclass
+class TrainingSet:
+    X: np.ndarray
+    hired: np.ndarray
+    retained: np.ndarray          # 1/0, or -1 when unknown / not hired
+    dates: np.ndarray
+    worker_ids: np.ndarray
+    job_ids: np.ndarray
+    household_ids: np.ndarray
+
+
+def referral_pairs(world: World, policy: Policy) -> tuple[WorkerArrays, JobArrays, Pairs, pd.DataFrame]:
+    """The logged referrals as pairs over the world's workers and jobs (eligible or not)."""
+    J = JobArrays.build(world.jobs, SkillIndex())
+    W = WorkerArrays.build(world.workers, world.households, policy, J.skill_index, J.words)
+    ref = world.referrals.reset_index(drop=True)
+    w = pd.Index(W.ids).get_indexer(ref["worker_id"])
+    j = pd.Index(J.ids).get_indexer(ref["job_id"])
+    if (w < 0).any() or (j < 0).any():
+        raise ModelError("a referral names a worker or job that is not in the world")
+    d = pair_distance(W, J, w, j)
+    return W, J, Pairs(w.astype(np.int64), j.astype(np.int64), d), ref
+
+
+def training_set(world: World, policy: Policy) -> TrainingSet:
+    W, J, p, ref = referral_pairs(world, policy)
+    X = pair_features(W, J, p)
+    retained = ref["retained_6m"].astype("float").fillna(-1).to_numpy()
+    hired = (ref["outcome"] == "hired").to_numpy(np.int64)
+    retained = np.where(hired == 1, retained, -1).astype(np.int64)
+    return TrainingSet(X=X, hired=hired, retained=retained,
+                       dates=ref["referred_on"].to_numpy("datetime64[ns]"),
+                       worker_ids=W.ids[p.w], job_ids=J.ids[p.j], household_ids=W.household[p.w])
+
+
+def time_split(dates: np.ndarray, holdout_fraction: float, cut: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Train on earlier referrals, test on later ones: by a cut date or by the latest share."""
+    if cut:
+        t = np.datetime64(pd.Timestamp(cut).to_datetime64())
+    else:
+        t = np.sort(dates)[int(len(dates) * (1 - holdout_fraction))] if len(dates) else None
+    test = dates >= t if t is not None else np.zeros(len(dates), bool)
+    return ~test, test
+
+
+def data_hash(world: World) -> str:
+    """SHA-256 over the world's four tables as their CSV text: which data trained a model."""
+    h = hashlib.sha256()
+    for name, df in world.tables().items():
+        h.update(name.encode())
+        h.update(to_csv_frame(name, df).to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    return h.hexdigest()
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict:
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        return {"n": int(len(y)), "auc": None, "brier": None, "log_loss": None}
+    return {"n": int(len(y)), "auc": float(roc_auc_score(y, p)), "brier": float(brier_score_loss(y, p)),
+            "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6)))}
+
+
+def fit(world: World, policy: Policy, cut: str | None = None, random_state: int = 0) -> tuple[MatchModel, dict]:
+    """Fit on referrals before the cut, measure on those after; the prior when history is thin.
+
+    The returned model is the one measured: it has not seen the held-out referrals, so
+    its manifest's metrics are honest for it.
+    """
+    from matcher.metrics import precision_at_k
+
+    ts = training_set(world, policy)
+    train, test = time_split(ts.dates, policy.model.holdout_fraction, cut)
+    enough = train.sum() >= policy.model.min_referrals and len(np.unique(ts.hired[train])) == 2
+    info = {"n_referrals": int(len(ts.hired)), "n_train": int(train.sum()), "n_test": int(test.sum()),
+            "cut": str(pd.Timestamp(ts.dates[test].min()).date()) if test.any() else None}
+    if not enough:
+        model = prior_model()
+        info["why_prior"] = (f"{int(train.sum())} labelled referrals before the cut; the policy asks for at "
+                             f"least {policy.model.min_referrals} with both hires and non-hires")
+    else:
+        pipe = build_pipeline(policy, random_state).fit(ts.X[train], ts.hired[train])
+        retain = None
+        known = train & (ts.retained >= 0)
+        if known.sum() >= 50 and len(np.unique(ts.retained[known])) == 2:
+            retain = build_pipeline(policy, random_state).fit(ts.X[known], ts.retained[known])
+        model = MatchModel(hire=pipe, retain=retain, kind="learned")
+    metrics = {}
+    scorers = {"model": model.hire, "nearest_first": NearestFirst(), "skill_overlap": SkillOverlapOnly(),
+               "prior": PriorScorer()}
+    for name, scorer in scorers.items():
+        if not test.any():
+            break
+        p = scorer.predict_proba(ts.X[test])[:, 1]
+        m = binary_metrics(ts.hired[test], p)
+        m["precision_at_5"] = precision_at_k(ts.hired[test], p, ts.job_ids[test], k=5)
+        metrics[name] = m
+    return model, {"holdout": metrics, "data": info}
+
+
+# -- artifacts ---------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(model: MatchModel, out_dir: str | Path, *, metrics: dict, data_sha256: str,
+         now: datetime | None = None) -> Path:
+    """Write ``<version>.joblib`` and ``<version>.json``; return the artifact's path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    now = now or datetime.now(timezone.utc)
+    version = f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{model.kind}-{data_sha256[:8]}"
+    model.version = version
+    tmp = out / f".{version}.joblib.tmp"
+    joblib.dump(model, tmp, compress=3)
+    artifact = out / f"{version}.joblib"
+    os.replace(tmp, artifact)
+    manifest = {
+        "version": version,
+        "created": now.isoformat(),
+        "kind": model.kind,
+        "libraries": library_versions(),
+        "features": list(model.features),
+        "training_data_sha256": data_sha256,
+        "metrics": metrics,
+        "retention_model": model.retain is not None,
+        "artifact": artifact.name,
+        "artifact_sha256": _sha256(artifact),
+    }
+    _atomic_write(out / f"{version}.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode("utf-8"))
+    return artifact
+
+
+def manifest_path(path: str | Path) -> Path:
+    p = Path(path)
+    return p if p.suffix == ".json" else p.with_suffix(".json")
+
+
+def read_manifest(path: str | Path) -> dict:
+    m = manifest_path(path)
+    try:
+        return json.loads(m.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"model manifest {m} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model manifest {m} is not valid JSON: {exc}") from None
+
+
+def load(path: str | Path) -> tuple[MatchModel, dict]:
+    """Load an artifact after checking its SHA-256 and library versions against the manifest."""
+    manifest = read_manifest(path)
+    artifact = manifest_path(path).parent / str(manifest.get("artifact", ""))
+    if not artifact.is_file():
+        raise ModelError(f"model artifact {artifact} does not exist")
+    digest = _sha256(artifact)
+    if digest != manifest.get("artifact_sha256"):
+        raise ModelError(f"model artifact {artifact.name} does not match its manifest's SHA-256 "
+                         f"(file {digest[:12]}…, manifest {str(manifest.get('artifact_sha256'))[:12]}…); refused")
+    have = library_versions()
+    want = manifest.get("libraries", {})
+    for lib in CHECKED_LIBRARIES:
+        if want.get(lib) != have[lib]:
+            raise ModelError(f"model {manifest.get('version')} was built with {lib} {want.get(lib)}, "
+                             f"this service runs {have[lib]}; refused")
+    try:
+        model = joblib.load(artifact)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable artifact
+        raise ModelError(f"model artifact {artifact.name} could not be loaded: {type(exc).__name__}") from None
+    if not isinstance(model, MatchModel) or tuple(model.features) != FEATURES:
+        raise ModelError(f"model artifact {artifact.name} does not hold a matcher model with this feature list")
+    model.version = manifest["version"]
+    model.info = {k: manifest.get(k) for k in ("created", "kind", "metrics", "training_data_sha256")}
+    return model, manifest
+
+
+def production_path(models_dir: str | Path) -> Path | None:
+    """The production model: the promoted one if a pointer exists, else the newest manifest."""
+    d = Path(models_dir)
+    pointer = d / PRODUCTION_POINTER
+    if pointer.is_file():
+        name = pointer.read_text(encoding="utf-8").strip()
+        if name:
+            return d / name
+    manifests = sorted(p for p in d.glob("*.json") if not p.name.startswith("."))
+    return manifests[-1] if manifests else None
+
+
+def set_production(models_dir: str | Path, manifest: str | Path) -> None:
+    """Point production at a manifest, atomically (write a temp file, then rename)."""
+    _atomic_write(Path(models_dir) / PRODUCTION_POINTER, (manifest_path(manifest).name + "\n").encode())

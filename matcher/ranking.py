@@ -1,0 +1,346 @@
+"""Ranking: top-k eligible jobs, reasons, subsidies, the public-welfare fallback, training
+suggestions and the household plan.
+
+The flow is one way: prepared arrays -> eligible pairs -> features -> scores -> ranked
+items. Market jobs always rank above public-welfare posts, which are offered only to
+fallback-eligible workers whose market options are empty or all below the policy's
+viability threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from matcher.eligibility import KIND, KIND_CODES, JobArrays, Pairs, WorkerArrays, candidate_pairs
+from matcher.features import FEATURE_INDEX, pair_features, skill_overlap
+from matcher.model import MatchModel
+from matcher.policy import Policy
+from matcher.schema import World
+from matcher.skills import SkillIndex, popcount
+
+WELFARE = KIND["public_welfare"]
+KIND_LABEL = {
+    "workshop_factory": "厂房式扶贫车间",
+    "workshop_home": "居家式扶贫车间",
+    "enterprise": "企业岗位",
+    "out_of_county": "县外务工",
+    "public_welfare": "公益性岗位",
+}
+RECOMMEND_COLUMNS = ["worker_id", "rank", "job_id", "score", "tier", "distance_km", "subsidy_yuan", "reasons"]
+
+
+@lru_cache(maxsize=1)
+def _place_names() -> dict[str, str]:
+    """Village and township names by code, from the shipped divisions."""
+    from matcher.config import DATA_DIR
+    names = {}
+    for f in ("townships.csv", "villages.csv"):
+        df = pd.read_csv(DATA_DIR / "rizhao" / f, dtype=str, keep_default_na=False)
+        names.update(zip(df["code"], df["name"]))
+    return names
+
+
+def place_name(code: str) -> str:
+    return _place_names().get(code, code)
+
+
+@dataclass
+class Scored:
+    """Eligible pairs with their scores, sorted by worker then best first (market before welfare)."""
+
+    pairs: Pairs
+    score: np.ndarray
+    covered: np.ndarray
+    retention: np.ndarray | None
+
+
+class Engine:
+    """Scores and ranks eligible jobs for workers of one world (or a slice of one)."""
+
+    def __init__(self, workers: WorkerArrays, jobs: JobArrays, model: MatchModel, policy: Policy):
+        self.W, self.J, self.model, self.policy = workers, jobs, model, policy
+        self._subsidy = np.array([getattr(policy.subsidy, k) for k in KIND_CODES], dtype=np.int64)
+        self._row = {wid: i for i, wid in enumerate(workers.ids)}
+
+    @classmethod
+    def build(cls, world: World, model: MatchModel, policy: Policy, jobs: JobArrays | None = None) -> "Engine":
+        J = jobs or JobArrays.build(world.jobs, SkillIndex())
+        W = WorkerArrays.build(world.workers, world.households, policy, J.skill_index, J.words)
+        return cls(W, J, model, policy)
+
+    # -- scoring --------------------------------------------------------------------------
+
+    def score(self, rows: np.ndarray | None = None) -> Scored:
+        p = candidate_pairs(self.W, self.J, self.policy, rows)
+        covered, _ = skill_overlap(self.W, self.J, p)
+        X = pair_features(self.W, self.J, p, covered)
+        s = self.model.score(X)
+        r = self.model.retention(X)
+        welfare = self.J.kind[p.j] == WELFARE
+        order = np.lexsort((self.J.ids[p.j].astype(str), -s, welfare, p.w))
+        return Scored(p.take(order), s[order], covered[order], None if r is None else r[order])
+
+    def subsidy(self, j: np.ndarray) -> np.ndarray:
+        return self._subsidy[self.J.kind[j]]
+
+    # -- one worker -----------------------------------------------------------------------
+
+    def _item(self, sc: Scored, i: int) -> dict:
+        W, J = self.W, self.J
+        w, j = int(sc.pairs.w[i]), int(sc.pairs.j[i])
+        d = sc.pairs.distance_km[i]
+        kind = KIND_CODES[J.kind[j]]
+        item = {
+            "job_id": str(J.ids[j]),
+            "title": str(J.frame.at[j, "title"]),
+            "employer": str(J.frame.at[j, "employer"]),
+            "kind": kind,
+            "tier": "public_welfare" if kind == "public_welfare" else "market",
+            "score": round(float(sc.score[i]), 4),
+            "distance_km": None if np.isnan(d) else round(float(d), 2),
+            "monthly_wage": float(J.wage[j]),
+            "subsidy_yuan": int(self._subsidy[J.kind[j]]),
+            "reasons": self.reasons(w, j, float(d), int(sc.covered[i]), float(sc.score[i])),
+        }
+        if sc.retention is not None:
+            item["retention_6m"] = round(float(sc.retention[i]), 4)
+        return item
+
+    def reasons(self, w: int, j: int, distance: float, covered: int, score: float) -> list[str]:
+        """Short phrases a volunteer can read aloud: what fits first, then what is missing."""
+        J, W = self.J, self.W
+        kind = KIND_CODES[J.kind[j]]
+        need = J.skill_index.decode(J.skills[j])
+        have = set(J.skill_index.decode(W.skills[w] & J.skills[j]))
+        missing = [s for s in need if s not in have]
+        out = []
+        if need and not missing:
+            out.append(f"技能对口：{'、'.join(need)}")
+        elif have:
+            out.append(f"部分技能对口：{'、'.join(s for s in need if s in have)}")
+        elif not need:
+            out.append("无技能要求" + ("，可在岗培训" if kind.startswith("workshop") else ""))
+        if kind == "workshop_home":
+            out.append(f"居家加工，材料送到家（车间距家{distance:.1f}公里）")
+        elif kind == "out_of_county":
+            out.append("县外务工，本人愿意外出")
+        else:
+            out.append(f"离家{distance:.1f}公里")
+        out.append(f"月薪{J.wage[j]:,.0f}元")
+        sub = int(self._subsidy[J.kind[j]])
+        if sub:
+            what = {"workshop_factory": "扶贫车间吸纳，车间可获一次性补贴",
+                    "workshop_home": "扶贫车间吸纳，车间可获一次性补贴",
+                    "out_of_county": "县外转移就业，可获职业介绍补贴",
+                    "public_welfare": "公益性岗位补贴",
+                    "enterprise": "企业吸纳补贴"}[kind]
+            out.append(f"{what}{sub:,}元")
+        if missing:
+            out.append(f"缺少技能：{'、'.join(missing)}" + ("（车间可在岗培训）" if kind.startswith("workshop") else "（可参加技能培训）"))
+        if kind not in ("out_of_county", "workshop_home") and np.isfinite(distance) \
+                and distance > 0.75 * self.W.commute_km[w]:
+            out.append("路程偏远，接近本人通勤上限")
+        band = "较高" if score >= 0.5 else ("一般" if score >= self.policy.fallback.viability_threshold else "较低")
+        out.append(f"录用可能性{band}（{score:.0%}）")
+        return out
+
+    def _slices(self, sc: Scored) -> dict[int, tuple[int, int]]:
+        w = sc.pairs.w
+        if not len(w):
+            return {}
+        starts = np.flatnonzero(np.r_[True, w[1:] != w[:-1]])
+        ends = np.r_[starts[1:], len(w)]
+        return {int(w[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
+
+    def worker_matches(self, worker_id: str, k: int = 10, *, scored: Scored | None = None) -> dict:
+        """Ranked market jobs, fallback posts, training suggestions and notes for one worker."""
+        w = self._row[worker_id]
+        sc = scored or self.score(np.array([w]))
+        a, b = self._slices(sc).get(w, (0, 0))
+        welfare = self.J.kind[sc.pairs.j[a:b]] == WELFARE
+        market_idx = np.arange(a, b)[~welfare]
+        welfare_idx = np.arange(a, b)[welfare]
+        threshold = self.policy.fallback.viability_threshold
+        viable = int((sc.score[market_idx] >= threshold).sum())
+        notes: list[str] = []
+        W = self.W
+        if not W.available[w]:
+            notes.append(self._unavailable_note(w))
+        matches = [self._item(sc, i) for i in market_idx[:k]]
+        fallback: list[dict] = []
+        needs_fallback = W.available[w] and W.fallback[w] and viable == 0
+        if needs_fallback:
+            fallback = [self._item(sc, i) for i in welfare_idx[:k]]
+            if not fallback:
+                notes.append(self._no_post_note(w))
+            elif not len(market_idx):
+                notes.append("附近没有合适的市场岗位，可安排公益性岗位托底")
+            else:
+                notes.append("市场岗位录用可能性都较低，可安排公益性岗位托底")
+        elif W.available[w] and not len(market_idx):
+            notes.append("通勤范围内暂无符合条件的岗位")
+        training = []
+        if W.available[w] and viable < self.policy.ranking.few_viable_matches:
+            training = self.training_suggestions(w, sc, market_idx)
+        if W.graduate[w]:
+            notes.insert(0, "特困家庭高校毕业生，优先安排（应就尽就）")
+        return {"worker_id": worker_id, "matches": matches, "fallback": fallback, "training": training,
+                "notes": notes}
+
+    def _unavailable_note(self, w: int) -> str:
+        f = self.W.frame
+        if bool(f.at[w, "employed"]):
+            return "本人已就业"
+        if f.at[w, "labour_capacity"] == "none":
+            return "本人无劳动能力"
+        if f.at[w, "wants"] == "business":
+            return "本人希望自主创业：可申请创业担保贷款（全额贴息），经营满12个月可获一次性创业补贴"
+        return "本人暂无就业意愿"
+
+    def _no_post_note(self, w: int) -> str:
+        village = self.W.village[w]
+        if village:
+            return f"{place_name(village)}（{village}）没有空缺的公益性岗位：请开发保洁、保绿等公益性岗位托底安置"
+        town = self.W.town[w]
+        return f"{place_name(town)}（{town}）没有空缺的公益性岗位：请开发保洁、保绿等公益性岗位托底安置"
+
+    def training_suggestions(self, w: int, sc: Scored, market_idx: np.ndarray) -> list[dict]:
+        """The skills that would make the most eligible jobs within reach viable, with how many."""
+        if not len(market_idx):
+            return []
+        J = self.J
+        p = sc.pairs.take(market_idx)
+        threshold = self.policy.fallback.viability_threshold
+        not_viable = sc.score[market_idx] < threshold
+        missing_masks = J.skills[p.j] & ~self.W.skills[p.w]
+        candidates = J.skill_index.decode(np.bitwise_or.reduce(missing_masks[not_viable], axis=0)) \
+            if not_viable.any() else ()
+        if not candidates:
+            return []
+        base_cov = sc.covered[market_idx]
+        rows, Xs = [], []
+        for skill in candidates:
+            bit = J.skill_index.mask_of([skill], J.words)
+            gains = popcount(J.skills[p.j] & bit[None, :]) > 0
+            Xs.append(pair_features(self.W, J, p, base_cov + gains))
+            rows.append((skill, gains))
+        scores = self.model.score(np.vstack(Xs)).reshape(len(candidates), len(p))
+        out = []
+        for (skill, gains), s in zip(rows, scores):
+            unlocks = int((not_viable & gains & (s >= threshold)).sum())
+            if unlocks:
+                out.append({"skill": skill, "unlocks": unlocks})
+        out.sort(key=lambda d: (-d["unlocks"], d["skill"]))
+        return out[: self.policy.ranking.suggest_skills]
+
+    # -- a household ----------------------------------------------------------------------
+
+    def household_matches(self, household_id: str, k: int = 10) -> dict:
+        """Each member's matches and the plan: who goes where so that P(at least one hire) is
+        highest, then expected hires, graduates of extremely poor families placed first;
+        members who want a business get the entrepreneurship route instead of jobs."""
+        rows = np.flatnonzero(self.W.household == household_id)
+        sc = self.score(rows)
+        members = [self.worker_matches(str(self.W.ids[w]), k, scored=sc) for w in rows]
+        plan = self.plan(rows, members)
+        return {"household_id": household_id, "plan": plan, "members": members}
+
+    def plan(self, rows: np.ndarray, members: list[dict], options: int = 3) -> list[dict]:
+        W, J = self.W, self.J
+        plan: list[dict] = []
+        seekers = []
+        for w, m in zip(rows, members):
+            if W.wants_business[w]:
+                b = self.policy.business
+                plan.append({"worker_id": m["worker_id"], "route": "business", "job_id": None, "tier": "business",
+                             "score": None, "subsidy_yuan": b.startup_subsidy_yuan,
+                             "reasons": [f"自主创业：可申请创业担保贷款（最高{b.guarantee_loan_yuan:,}元，全额贴息）",
+                                         f"经营满{b.trading_months}个月，可获一次性创业补贴{b.startup_subsidy_yuan:,}元"]})
+            elif W.available[w]:
+                opts = (m["matches"] or m["fallback"])[:options]
+                if opts:
+                    seekers.append((w, m["worker_id"], opts))
+        if seekers:
+            free = {}
+            for _, _, opts in seekers:
+                for o in opts:
+                    free[o["job_id"]] = int(J.free[np.flatnonzero(J.ids == o["job_id"])[0]])
+            best, best_key = None, None
+            first = [0] * len(seekers)
+            demand: dict[str, int] = {}
+            for _, _, opts in seekers:
+                demand[opts[0]["job_id"]] = demand.get(opts[0]["job_id"], 0) + 1
+            # Each member's best option, when no two compete for a slot, maximises every
+            # objective at once (all are increasing in each member's score).
+            no_conflict = all(n <= free[jid] for jid, n in demand.items())
+            choices = [list(range(-1, len(opts))) for _, _, opts in seekers]
+            for combo in ([first] if no_conflict else itertools.product(*choices)):
+                used: dict[str, int] = {}
+                ok = True
+                for (w, _, opts), c in zip(seekers, combo):
+                    if c >= 0:
+                        jid = opts[c]["job_id"]
+                        used[jid] = used.get(jid, 0) + 1
+                        if used[jid] > free[jid]:
+                            ok = False
+                            break
+                if not ok:
+                    continue
+                ps = [opts[c]["score"] if c >= 0 else 0.0 for (_, _, opts), c in zip(seekers, combo)]
+                grads = sum(1 for (w, _, _), c in zip(seekers, combo) if c >= 0 and W.graduate[w])
+                p_any = 1.0 - float(np.prod([1.0 - p for p in ps]))
+                market = sum(1 for (_, _, opts), c in zip(seekers, combo) if c >= 0 and opts[c]["tier"] == "market")
+                key = (grads, round(p_any, 9), round(sum(ps), 9), market)
+                if best_key is None or key > best_key:
+                    best, best_key = combo, key
+            for (w, wid, opts), c in zip(seekers, best):
+                if c >= 0:
+                    item = dict(opts[c], worker_id=wid, route="job")
+                    if W.graduate[w]:
+                        item["reasons"] = ["特困家庭高校毕业生，优先安排"] + item["reasons"]
+                    plan.append(item)
+        graduates_first = {str(W.ids[w]): bool(W.graduate[w]) for w in rows}
+        plan.sort(key=lambda it: (not graduates_first.get(it["worker_id"], False), it["route"] != "job",
+                                  -(it["score"] or 0)))
+        return plan
+
+    # -- the whole city --------------------------------------------------------------------
+
+    def recommend(self, k: int = 10, progress: bool = False) -> pd.DataFrame:
+        """Top-k market jobs per worker, then their fallback posts when they need them (SPEC section 4)."""
+        sc = self.score()
+        p = sc.pairs
+        if not len(p):
+            return pd.DataFrame(columns=RECOMMEND_COLUMNS)
+        welfare = self.J.kind[p.j] == WELFARE
+        starts = np.r_[True, (p.w[1:] != p.w[:-1]) | (welfare[1:] != welfare[:-1])]
+        group_start = np.maximum.accumulate(np.where(starts, np.arange(len(p)), 0))
+        rank_in_group = np.arange(len(p)) - group_start
+        threshold = self.policy.fallback.viability_threshold
+        viable_market = np.zeros(len(self.W), dtype=np.int64)
+        np.add.at(viable_market, p.w[~welfare], sc.score[~welfare] >= threshold)
+        n_market = np.bincount(p.w[~welfare], minlength=len(self.W))
+        needs_fallback = self.W.fallback & (viable_market == 0)
+        keep = (rank_in_group < k) & (~welfare | needs_fallback[p.w])
+        idx = np.flatnonzero(keep)
+        rank = rank_in_group[idx] + 1 + np.where(welfare[idx], np.minimum(n_market[p.w[idx]], k), 0)
+        from tqdm import tqdm
+        reasons = [" | ".join(self.reasons(int(p.w[i]), int(p.j[i]), float(p.distance_km[i]), int(sc.covered[i]),
+                                           float(sc.score[i])))
+                   for i in tqdm(idx, desc="reasons", unit="row", disable=not progress, leave=False)]
+        d = p.distance_km[idx]
+        return pd.DataFrame({
+            "worker_id": self.W.ids[p.w[idx]],
+            "rank": rank,
+            "job_id": self.J.ids[p.j[idx]],
+            "score": np.round(sc.score[idx], 4),
+            "tier": np.where(welfare[idx], "public_welfare", "market"),
+            "distance_km": np.where(np.isnan(d), np.nan, np.round(d, 2)),
+            "subsidy_yuan": self.subsidy(p.j[idx]),
+            "reasons": reasons,
+        }, columns=RECOMMEND_COLUMNS)
