@@ -55,6 +55,79 @@ def generate(obj, out_dir, households, seed):
         click.echo(f"{key}: {value}")
 
 
+# -- model -------------------------------------------------------------------------------------
+
+def _load_world(path):
+    from matcher.schema import load_world
+    return load_world(path)
+
+
+def _resolve_model(obj, model_path):
+    """--model, else MATCHER_MODEL, else the production model in models/ (the prior when none)."""
+    from matcher import model as m
+    path = model_path or obj.settings.model_path or m.production_path(obj.settings.models_dir)
+    if path is None:
+        click.echo("matcher: no trained model found; using the documented prior scorer", err=True)
+        return m.prior_model()
+    return m.load(path)[0]
+
+
+@cli.command()
+@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the artifact and its manifest (default: models/).")
+@click.option("--cut", default=None, help="Train on referrals before this date (YYYY-MM-DD), measure on the rest "
+              "(default: the policy's latest share).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_obj
+def train(obj, world_dir, out_dir, cut, seed):
+    """Fit the model on WORLD_DIR's referrals; write MODEL_DIR/<version>.joblib and its manifest."""
+    import json
+    from matcher import model as m
+    world = _load_world(world_dir)
+    with _spinner("training"):
+        fitted, metrics = m.fit(world, obj.policy, cut=cut, random_state=seed)
+    path = m.save(fitted, out_dir or obj.settings.models_dir, metrics=metrics, data_sha256=m.data_hash(world))
+    if fitted.kind == "prior":
+        click.echo(f"no usable referral history ({metrics['data'].get('why_prior')}): saved the prior scorer")
+    click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
+    click.echo(str(path))
+
+
+class _spinner:
+    """A progress bar for work that reports no steps of its own."""
+
+    def __init__(self, desc):
+        self.desc = desc
+
+    def __enter__(self):
+        from tqdm import tqdm
+        self.bar = tqdm(total=1, desc=self.desc, file=sys.stderr, leave=False)
+        return self
+
+    def __exit__(self, *exc):
+        self.bar.update(1)
+        self.bar.close()
+
+
+@cli.command()
+@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
+@click.option("--k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@click.pass_obj
+def recommend(obj, world_dir, model_path, k, out_path):
+    """Top-k eligible jobs for every worker of WORLD_DIR, as CSV."""
+    from matcher.model import _atomic_write
+    from matcher.ranking import Engine
+    world = _load_world(world_dir)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    recs = engine.recommend(k=k, progress=True)
+    _atomic_write(Path(out_path), recs.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    click.echo(f"{len(recs)} recommendations for {recs['worker_id'].nunique()} workers -> {out_path}")
+
+
 # -- store -------------------------------------------------------------------------------------
 
 @cli.group()
