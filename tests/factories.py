@@ -12,7 +12,7 @@ _ids = itertools.count(1)
 
 # Two real places in 东港区 (Donggang), about 11 km apart.
 TOWN = "371102107"          # 陈疃镇 35.50472, 119.26694
-VILLAGE = "371102107001"
+VILLAGE = "371102107201"  # 惠家庄村委会
 HOME = (35.50472, 119.26694)
 
 

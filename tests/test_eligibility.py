@@ -133,13 +133,13 @@ def test_welfare_posts_take_disabled_workers_of_any_age():
 
 
 def test_welfare_post_serves_its_own_village_only():
-    other = dict(WELFARE, village_code="371102107002")
+    other = dict(WELFARE, village_code="371102107202")
     assert check({"sex": "F", "age": 45}, other) == (False, ["public_welfare"])
 
 
 def test_town_level_welfare_post_serves_the_whole_town():
     town_post = dict(WELFARE, village_code="")
-    assert check({"sex": "F", "age": 45}, town_post, {"village_code": "371102107009"}) == (True, [])
+    assert check({"sex": "F", "age": 45}, town_post, {"village_code": "371102107209"}) == (True, [])
 
 
 def test_several_failures_are_all_named():
