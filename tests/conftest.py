@@ -59,3 +59,29 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'matcher.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def small_world_dir(tmp_path_factory):
+    """A generated world of 1,500 households (about 2,300 workers) with its referral history."""
+    from matcher.generate import generate_world
+    d = tmp_path_factory.mktemp("small_world")
+    generate_world(d, households=1500, seed=7)
+    return d
+
+
+@pytest.fixture(scope="session")
+def small_world(small_world_dir):
+    from matcher.schema import load_world
+    return load_world(small_world_dir)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(small_world, tmp_path_factory):
+    """A model trained on the small world, saved with its manifest."""
+    from matcher import model as m
+    from matcher.policy import load_policy
+    d = tmp_path_factory.mktemp("models")
+    fitted, metrics = m.fit(small_world, load_policy())
+    m.save(fitted, d, metrics=metrics, data_sha256=m.data_hash(small_world))
+    return d
