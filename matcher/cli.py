@@ -135,6 +135,20 @@ def db():
     """Create, fill and dump the database (MATCHER_DATABASE_URL, default SQLite under instance/)."""
 
 
+# -- service -----------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the number of CPUs, 2 to 8).")
+@click.pass_obj
+def serve(obj, host, port, workers):
+    """Serve the HTTP API, its docs (/docs) and the web pages under gunicorn."""
+    from matcher.api.serve import run
+    run(host=host, port=port, workers=workers, instance_dir=obj.settings.instance_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning domain errors into one line on stderr."""
     try:

@@ -1,0 +1,91 @@
+"""The HTTP service (SPEC section 5): a Flask application factory, one blueprint per area.
+
+``create_app()`` reads the settings (:func:`matcher.config.load_settings`, the only reader of
+the environment); tests pass ``test_config`` to override them. The database engine is made
+lazily in each process, so gunicorn workers never share a connection made before the fork.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+
+from flask import Flask, g, request
+
+from matcher.config import load_settings
+
+log = logging.getLogger("matcher.api")
+access = logging.getLogger("matcher.api.access")
+
+
+def _settings_config() -> dict:
+    s = load_settings()
+    return {
+        "DATABASE_URL": s.database_url,
+        "MODEL_PATH": s.model_path,
+        "MODELS_DIR": str(s.models_dir),
+        "POLICY_PATH": str(s.policy_path),
+        "INSTANCE_DIR": str(s.instance_dir),
+        "REDIS_URL": s.redis_url,
+        "RATE_LIMIT_PER_MINUTE": s.rate_limit_per_minute,
+        "MAX_JSON_BYTES": s.max_json_bytes,
+        "MAX_CSV_BYTES": s.max_csv_bytes,
+        "LOG_LEVEL": s.log_level,
+        "LOAD_MODEL": True,
+    }
+
+
+def _logging(level: str) -> None:
+    logger = logging.getLogger("matcher")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.from_mapping(_settings_config())
+    if test_config:
+        app.config.update(test_config)
+    Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
+    # The hard ceiling; each endpoint gets its own limit (JSON or CSV) before its body is read.
+    app.config["MAX_CONTENT_LENGTH"] = max(int(app.config["MAX_JSON_BYTES"]), int(app.config["MAX_CSV_BYTES"]))
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    _logging(app.config["LOG_LEVEL"])
+
+    @app.before_request
+    def _start_clock():
+        g.started = time.perf_counter()
+
+    from matcher.api import auth, errors, runtime
+    errors.init_app(app)
+    runtime.init_app(app)
+    auth.init_app(app)
+
+    from matcher.api import allocations, health, imports, jobs, modelctl, openapi, people, referrals, stats
+    for module in (health, openapi, jobs, people, referrals, modelctl, stats, allocations, imports):
+        app.register_blueprint(module.bp)
+    # The web pages (/ and /recruiter) live in matcher/api/pages.py when that module exists.
+    if importlib.util.find_spec("matcher.api.pages") is not None:
+        from matcher.api import pages
+        app.register_blueprint(pages.bp)
+
+    @app.after_request
+    def _access_log(resp):
+        # The route's template, never the path: paths carry ids of people.
+        rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        started = g.get("started")
+        ms = (time.perf_counter() - started) * 1000 if started else 0.0
+        tok = g.get("token")
+        access.info("%s %s %s %.1fms %s", request.method, rule, resp.status_code, ms,
+                    f"token={tok.id}" if tok else "anonymous")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Cache-Control", "no-store")
+        return resp
+
+    return app

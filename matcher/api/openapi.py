@@ -1,0 +1,360 @@
+"""Endpoints declared once, with pydantic v2 request and response models, and the OpenAPI 3.1
+document built from those declarations (served at ``/openapi.json``; interactive docs at
+``/docs`` from the swagger-ui files shipped by the ``swagger-ui-bundle`` package, no CDN).
+
+A view declared with :func:`endpoint` gets its role check, content-type check, parsed body
+and query, and its answer validated against the response model, so the document and the
+behaviour cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
+from pydantic import BaseModel, ValidationError
+
+from matcher import __version__
+from matcher.api.errors import APIError, HTTP_CODES, bad_request
+from matcher.api.schemas import SERVER_KEPT, ErrorBody
+
+ROLES = ("volunteer", "recruiter", "evaluator", "admin")
+
+
+@dataclass
+class Reply:
+    """What a view returns when it needs a status or headers besides the body."""
+
+    body: Any
+    status: int | None = None
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Operation:
+    blueprint: str
+    rule: str
+    method: str
+    summary: str
+    description: str
+    roles: tuple[str, ...] | None        # None: no token needed
+    body: type[BaseModel] | None
+    csv: bool
+    query: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    errors: tuple[int, ...]
+    tag: str
+    path_params: dict[str, str]
+    response_headers: dict[str, str] = field(default_factory=dict)
+
+
+OPERATIONS: list[Operation] = []
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str | None, str]:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int) or True]
+    name = ".".join(loc) if loc else None
+    kind = err.get("type", "")
+    msg = err.get("msg", "invalid value")
+    if kind == "extra_forbidden":
+        msg = ("is kept by the server and cannot be sent" if name in SERVER_KEPT
+               else "is not a field of this request")
+    elif kind == "missing":
+        msg = "is required"
+    if isinstance(err.get("ctx"), dict) and "error" in err["ctx"]:
+        msg = str(err["ctx"]["error"])
+    return kind, name, msg
+
+
+def validation_error(exc: ValidationError, where: str = "body") -> APIError:
+    kind, name, msg = _first_error(exc)
+    if kind in ("json_invalid", "json_type"):
+        return bad_request(f"the request body is not valid JSON: {msg}")
+    if kind in ("model_type", "dict_type") and not name:
+        return bad_request(f"the request {where} must be a JSON object")
+    text = f"{name}: {msg}" if name else msg
+    return APIError(422, "invalid_value", text, name)
+
+
+def parse_body(model: type[BaseModel]) -> BaseModel:
+    if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
+        raise APIError(415, "unsupported_media_type", "send the body as application/json")
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise bad_request("the request body is empty; expected a JSON object")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+CSV_TYPES = ("text/csv", "application/csv", "text/plain")
+
+
+def read_csv_body() -> bytes:
+    if request.mimetype not in CSV_TYPES:
+        raise APIError(415, "unsupported_media_type", "send the file as text/csv")
+    data = request.get_data(cache=False)
+    if not data.strip():
+        raise bad_request("the request body is empty; expected a CSV file with a header row")
+    return data
+
+
+def parse_query(model: type[BaseModel]) -> BaseModel:
+    args = {k: request.args.get(k) for k in request.args.keys() if k in model.model_fields}
+    try:
+        return model.model_validate(args)
+    except ValidationError as exc:
+        _, name, msg = _first_error(exc)
+        raise APIError(422, "invalid_value", f"{name}: {msg}" if name else msg, name) from None
+
+
+def _dump(model: type[BaseModel] | None, body: Any):
+    if isinstance(body, BaseModel):
+        return body.model_dump(mode="json")
+    if model is None:
+        return body
+    return model.model_validate(body).model_dump(mode="json")
+
+
+def endpoint(bp: Blueprint, rule: str, method: str = "GET", *, summary: str, description: str = "",
+             roles: tuple[str, ...] | None = ROLES, body: type[BaseModel] | None = None, csv: bool = False,
+             query: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
+             errors: tuple[int, ...] = (), tag: str | None = None, path_params: dict[str, str] | None = None,
+             response_headers: dict[str, str] | None = None) -> Callable:
+    """Register a view on ``bp`` and describe it for the OpenAPI document."""
+    op = Operation(bp.name, rule, method, summary, description, roles, body, csv, query, response, status,
+                   tuple(errors), tag or bp.name, path_params or {}, response_headers or {})
+    OPERATIONS.append(op)
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def view(**path):
+            if op.roles is not None and g.token.role not in op.roles:
+                raise APIError(403, "forbidden", f"a {g.token.role} token may not do this; "
+                                                 f"it needs one of: {', '.join(op.roles)}")
+            kwargs = {}
+            if op.body is not None:
+                kwargs["body"] = parse_body(op.body)
+            if op.csv:
+                kwargs["data"] = read_csv_body()
+            if op.query is not None:
+                kwargs["query"] = parse_query(op.query)
+            out = fn(**path, **kwargs)
+            if isinstance(out, Response):
+                return out
+            reply = out if isinstance(out, Reply) else Reply(out)
+            resp = jsonify(_dump(op.response, reply.body))
+            resp.status_code = reply.status or op.status
+            for k, v in reply.headers.items():
+                resp.headers[k] = v
+            return resp
+
+        view.operation = op
+        bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
+        return view
+
+    return deco
+
+
+def operation_for(endpoint_name: str | None) -> Operation | None:
+    if not endpoint_name:
+        return None
+    view = current_app.view_functions.get(endpoint_name)
+    return getattr(view, "operation", None)
+
+
+# -- the document ----------------------------------------------------------------------------
+
+STANDARD_ERRORS = {
+    400: "Malformed request (not JSON, not an object)",
+    401: "Missing, unknown, expired or revoked token",
+    403: "The token's role may not do this",
+    404: "No such record, or outside the token's scope",
+    405: "Method not allowed",
+    409: "Conflict (the job is full or closed, the record exists, the outcome is recorded)",
+    413: "Body too large",
+    415: "Wrong content type",
+    422: "A field's value is not acceptable; `field` names it",
+    429: "Too many requests; see Retry-After",
+    501: "Not implemented",
+    503: "No model loaded, or the database is down",
+}
+
+
+def _openapi_path(rule: str) -> str:
+    return re.sub(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>", r"{\1}", rule)
+
+
+class _Schemas:
+    def __init__(self):
+        self.components: dict[str, dict] = {}
+
+    def ref(self, model: type[BaseModel], mode: str = "validation") -> dict:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+        for name, sub in schema.pop("$defs", {}).items():
+            self.components.setdefault(name, sub)
+        name = model.__name__
+        self.components.setdefault(name, schema)
+        return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict]:
+    schema = model.model_json_schema(mode="validation")
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+        if options:
+            prop.pop("default", None) if prop.get("default") is None else None
+            prop.update(options[0])
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        p = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if description:
+            p["description"] = description
+        params.append(p)
+    return params
+
+
+def build_document(app) -> dict:
+    schemas = _Schemas()
+    error_ref = schemas.ref(ErrorBody)
+    paths: dict[str, dict] = {}
+    ops = []
+    for url_rule in app.url_map.iter_rules():
+        op = getattr(app.view_functions.get(url_rule.endpoint), "operation", None)
+        if op is not None:
+            ops.append((url_rule.rule, op))
+    ops.sort(key=lambda t: (t[0], t[1].method))
+    for full_rule, op in ops:
+        path = paths.setdefault(_openapi_path(full_rule), {})
+        item: dict[str, Any] = {"operationId": f"{op.blueprint}_{op.method.lower()}_"
+                                               f"{_openapi_path(full_rule).strip('/').replace('/', '_')}"
+                                               .replace("{", "").replace("}", ""),
+                                "summary": op.summary, "tags": [op.tag]}
+        if op.description:
+            item["description"] = op.description
+        if op.roles is None:
+            item["security"] = []
+        else:
+            item["description"] = (item.get("description", "") + f"\n\nRoles: {', '.join(op.roles)}.").strip()
+        ints = set(re.findall(r"<int:([a-zA-Z_]+)>", op.rule))
+        params = [{"name": n, "in": "path", "required": True,
+                   "schema": {"type": "integer", "minimum": 0} if n in ints else {"type": "string", "maxLength": 64},
+                   "description": d} for n, d in op.path_params.items()]
+        if op.query is not None:
+            params += _query_parameters(op.query)
+        if params:
+            item["parameters"] = params
+        if op.body is not None:
+            item["requestBody"] = {"required": True,
+                                   "content": {"application/json": {"schema": schemas.ref(op.body)}}}
+        if op.csv:
+            item["requestBody"] = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+        ok: dict[str, Any] = {"description": op.summary}
+        if op.response is not None:
+            ok["content"] = {"application/json": {"schema": schemas.ref(op.response, mode="serialization")}}
+        if op.response_headers:
+            ok["headers"] = {h: {"description": d, "schema": {"type": "string"}} for h, d in op.response_headers.items()}
+        responses: dict[str, Any] = {str(op.status): ok}
+        codes = set(op.errors) | {405, 500}
+        if op.roles is not None:
+            codes |= {401, 429}
+            if set(op.roles) != set(ROLES):
+                codes.add(403)
+        if op.body is not None:
+            codes |= {400, 413, 415, 422}
+        if op.csv:
+            codes |= {400, 413, 415, 422}
+        if op.query is not None:
+            codes.add(422)
+        if op.path_params:
+            codes.add(404)
+        for code in sorted(codes):
+            desc = STANDARD_ERRORS.get(code) or HTTP_CODES.get(code, "error")
+            if code == 500:
+                desc = "Unexpected server error (a bug; no details are given)"
+            resp = {"description": desc, "content": {"application/json": {"schema": error_ref}}}
+            if code in (429, 503):
+                resp["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "string"}}}
+            responses[str(code)] = resp
+        item["responses"] = responses
+        path[op.method.lower()] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "matcher", "version": __version__,
+                 "description": "Job matching for employment poverty alleviation (Rizhao). Every request under "
+                                "/api/v1 needs `Authorization: Bearer TOKEN`; errors are "
+                                "`{\"error\": {\"code\", \"message\", \"field\"}}`."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": schemas.components,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+
+
+bp = Blueprint("docs", __name__)
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    doc = current_app.extensions.get("matcher.openapi")
+    if doc is None:
+        doc = current_app.extensions["matcher.openapi"] = json.dumps(build_document(current_app), ensure_ascii=False)
+    return Response(doc, mimetype="application/json")
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>matcher API</title>
+<link rel="stylesheet" href="{static}/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="{static}/swagger-ui-bundle.js"></script>
+<script src="{static}/swagger-ui-standalone-preset.js"></script>
+<script src="/docs/init.js"></script>
+</body></html>
+"""
+
+DOCS_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout",
+    persistAuthorization: true});
+};
+"""
+
+
+def _swagger_dir():
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    return str(swagger_ui_path)
+
+
+@bp.get("/docs")
+def docs():
+    if _swagger_dir() is None:
+        raise APIError(503, "docs_unavailable", "interactive docs need the swagger-ui-bundle package; "
+                                                "the document itself is at /openapi.json")
+    return Response(DOCS_PAGE.format(static="/docs/static"), mimetype="text/html")
+
+
+@bp.get("/docs/init.js")
+def docs_init():
+    return Response(DOCS_INIT, mimetype="application/javascript")
+
+
+@bp.get("/docs/static/<path:filename>")
+def docs_static(filename):
+    root = _swagger_dir()
+    if root is None:
+        raise APIError(404, "not_found", "no such file")
+    return send_from_directory(root, filename, max_age=3600)

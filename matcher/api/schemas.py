@@ -1,0 +1,410 @@
+"""Request and response bodies of the HTTP API (SPEC section 5), as pydantic v2 models.
+
+Requests refuse unknown fields; text refuses control characters (tab and newline aside);
+every number has bounds, so nothing a client sends can overflow a database column.
+Cross-field rules of the data contract (a town inside its county, ages in order, a located
+job) are checked afterwards by :func:`matcher.schema.parse_table`, the same code that checks
+CSV files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, OUTCOMES,
+                            SEXES, STATUSES, WANTS)
+
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+def plausible_id(value: str) -> bool:
+    """Could be a stored id: 1-64 characters, none of them control characters (ids in paths)."""
+    return 0 < len(value) <= 64 and not _BAD_CHARS.search(value)
+
+
+def _no_control(v: str) -> str:
+    if _BAD_CHARS.search(v):
+        raise ValueError("contains a control character")
+    return v
+
+
+def _text(max_length: int, min_length: int = 0, **kw):
+    return Annotated[str, Field(min_length=min_length, max_length=max_length,
+                                json_schema_extra={"pattern": NO_CONTROL}, **kw), AfterValidator(_no_control)]
+
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="letters, digits and _ . : - (at most 64)")]
+
+
+def _no_separator(v: str) -> str:
+    v = v.strip()
+    if not v:
+        raise ValueError("a skill tag may not be blank")
+    if ";" in v:
+        raise ValueError("a skill tag may not contain ';'")
+    return v
+
+
+Tag = Annotated[str, Field(min_length=1, max_length=50, json_schema_extra={"pattern": r"^[^;\x00-\x1f\x7f]*\S[^;\x00-\x1f\x7f]*$"}),
+                AfterValidator(_no_control), AfterValidator(_no_separator)]
+County = Annotated[str, Field(pattern=r"^\d{6}$", description="6-digit county code")]
+Town = Annotated[str, Field(pattern=r"^\d{9}$", description="9-digit town code")]
+Village = Annotated[str, Field(pattern=r"^\d{12}$", description="12-digit village code")]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Age = Annotated[int, Field(ge=0, le=120)]
+
+JobKind = Literal[JOB_KINDS]  # type: ignore[valid-type]
+Demand = Literal[DEMANDS]  # type: ignore[valid-type]
+Function = Literal[FUNCTIONS]  # type: ignore[valid-type]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
+Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]
+REASONS = ("wage", "distance", "hours", "family_care", "health", "skills", "age", "found_other_work",
+           "employer_choice", "position_filled", "not_interested", "unreachable", "other")
+Reason = Literal[REASONS]  # type: ignore[valid-type]
+
+SERVER_KEPT = ("filled", "status", "owner")
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+# -- errors, health ----------------------------------------------------------------------------
+
+class ErrorDetail(_Out):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(_Out):
+    error: ErrorDetail
+
+
+class Health(_Out):
+    status: Literal["ok"]
+
+
+class Ready(_Out):
+    status: Literal["ready"]
+    model_version: str
+    database: Literal["ok"]
+
+
+# -- jobs --------------------------------------------------------------------------------------
+
+class JobFields(_In):
+    employer: _text(200, 1)
+    title: _text(200, 1)
+    kind: JobKind
+    lat: Lat | None = None
+    lon: Lon | None = None
+    county_code: County | None = None
+    town_code: Town | None = None
+    village_code: Village | None = None
+    skills: list[Tag] = Field(default_factory=list, max_length=50, description="required skill tags")
+    min_age: Age = 16
+    max_age: Age = 60
+    physical_demand: Demand = "light"
+    requires: list[Function] = Field(default_factory=list, max_length=4,
+                                      description="functions the work needs")
+    slots: int = Field(ge=1, le=1_000_000)
+    monthly_wage: float = Field(ge=0, le=1_000_000, description="yuan")
+    posted_on: dt.date | None = Field(None, description="default: today")
+
+
+class JobIn(JobFields):
+    """A vacancy to post. `filled` and `status` are kept by the server: sending them is a 422."""
+
+    job_id: Id | None = Field(None, description="default: a new id")
+
+
+class JobPatch(_In):
+    """The fields to change; those left out keep their value."""
+
+    employer: _text(200, 1) | None = None
+    title: _text(200, 1) | None = None
+    kind: JobKind | None = None
+    lat: Lat | None = None
+    lon: Lon | None = None
+    county_code: County | None = None
+    town_code: Town | None = None
+    village_code: Village | None = None
+    skills: list[Tag] | None = Field(None, max_length=50)
+    min_age: Age | None = None
+    max_age: Age | None = None
+    physical_demand: Demand | None = None
+    requires: list[Function] | None = Field(None, max_length=4)
+    slots: int | None = Field(None, ge=1, le=1_000_000)
+    monthly_wage: float | None = Field(None, ge=0, le=1_000_000)
+    posted_on: dt.date | None = None
+
+
+class Job(_Out):
+    job_id: str
+    owner: str | None
+    employer: str
+    title: str
+    kind: str
+    lat: float | None
+    lon: float | None
+    county_code: str | None
+    town_code: str | None
+    village_code: str | None
+    skills: list[str]
+    min_age: int
+    max_age: int
+    physical_demand: str
+    requires: list[str]
+    slots: int
+    filled: int
+    monthly_wage: float
+    posted_on: dt.date
+    status: Status
+
+
+class JobPage(_Out):
+    items: list[Job]
+    page: int
+    per_page: int
+    total: int
+
+
+class JobsQuery(_In):
+    model_config = ConfigDict(extra="ignore")
+    county_code: County | None = None
+    kind: JobKind | None = None
+    status: Status | None = None
+    mine: bool = Field(False, description="only the jobs this token posted")
+    page: int = Field(1, ge=1, le=1_000_000)
+    per_page: int = Field(20, ge=1, description="page size, capped at 100")
+
+
+# -- matches -----------------------------------------------------------------------------------
+
+class MatchQuery(_In):
+    model_config = ConfigDict(extra="ignore")
+    k: int = Field(10, ge=1, description="how many jobs (or candidates); capped at 100")
+
+
+class MatchItem(_Out):
+    job_id: str
+    title: str
+    employer: str
+    kind: str
+    tier: Literal["market", "public_welfare"]
+    score: float
+    distance_km: float | None
+    monthly_wage: float
+    subsidy_yuan: int
+    reasons: list[str]
+    retention_6m: float | None = None
+
+
+class TrainingItem(_Out):
+    skill: str
+    unlocks: int
+
+
+class MemberMatches(_Out):
+    worker_id: str
+    matches: list[MatchItem]
+    fallback: list[MatchItem]
+    training: list[TrainingItem]
+    notes: list[str]
+
+
+class WorkerMatches(MemberMatches):
+    model_version: str
+
+
+class PlanItem(_Out):
+    worker_id: str
+    route: Literal["job", "business"]
+    job_id: str | None
+    tier: str
+    score: float | None
+    subsidy_yuan: int
+    reasons: list[str]
+    title: str | None = None
+    employer: str | None = None
+    kind: str | None = None
+    distance_km: float | None = None
+    monthly_wage: float | None = None
+    retention_6m: float | None = None
+
+
+class HouseholdMatches(_Out):
+    household_id: str
+    model_version: str
+    plan: list[PlanItem]
+    members: list[MemberMatches]
+
+
+class SkillsFit(_Out):
+    required: list[str]
+    matched: list[str]
+    coverage: float = Field(description="share of the required skills the person has (1 when none required)")
+
+
+class Candidate(_Out):
+    rank: int
+    age_band: str
+    distance_km: float | None
+    skills_fit: SkillsFit
+    score: float
+    fallback_eligible: bool = Field(description="may take public-welfare posts (disabled, or 4050)")
+
+
+class Candidates(_Out):
+    job_id: str
+    model_version: str
+    candidates: list[Candidate]
+
+
+# -- people ------------------------------------------------------------------------------------
+
+class HouseholdIn(_In):
+    household_id: Id
+    county_code: County
+    town_code: Town
+    village_code: Village | None = None
+    lat: Lat
+    lon: Lon
+
+
+class Household(_Out):
+    household_id: str
+    county_code: str
+    town_code: str
+    village_code: str | None
+    lat: float
+    lon: float
+
+
+class WorkerIn(_In):
+    worker_id: Id
+    household_id: Id
+    age: Age
+    sex: Literal[SEXES]  # type: ignore[valid-type]
+    disability: Literal[DISABILITIES] = "none"  # type: ignore[valid-type]
+    disability_grade: int | None = Field(None, ge=1, le=4, description="1 is the most severe; empty when none")
+    labour_capacity: Literal[CAPACITIES] = "full"  # type: ignore[valid-type]
+    wants: Literal[WANTS] = "job"  # type: ignore[valid-type]
+    skills: list[Tag] = Field(default_factory=list, max_length=50)
+    education: Literal[EDUCATION] = "junior"  # type: ignore[valid-type]
+    max_commute_km: float | None = Field(None, ge=0, le=20000, description="empty: the policy default")
+    home_only: bool = False
+    will_migrate: bool = False
+    graduate: bool = False
+    employed: bool = False
+
+
+class Worker(_Out):
+    worker_id: str
+    household_id: str
+    age: int
+    sex: str
+    disability: str
+    disability_grade: int | None
+    labour_capacity: str
+    wants: str
+    skills: list[str]
+    education: str
+    max_commute_km: float | None
+    home_only: bool
+    will_migrate: bool
+    graduate: bool
+    employed: bool
+
+
+class ImportResult(_Out):
+    table: str
+    inserted: int
+    unchanged: int
+
+
+# -- referrals ---------------------------------------------------------------------------------
+
+class ReferralIn(_In):
+    worker_id: Id
+    job_id: Id
+
+
+class OutcomeIn(_In):
+    outcome: Outcome
+    reason: Reason | None = Field(None, description="why it did not work out: required unless hired")
+    note: _text(500) | None = None
+    retained_6m: bool | None = Field(None, description="for a hire: still in the job after six months")
+
+
+class Referral(_Out):
+    referral_id: str
+    worker_id: str
+    job_id: str
+    referred_on: dt.date
+    outcome: Outcome | None
+    reason: str | None
+    note: str | None
+    retained_6m: bool | None
+
+
+# -- model, stats, allocations -----------------------------------------------------------------
+
+class ModelInfo(_Out):
+    model_version: str
+    trained_at: str | None
+    kind: str | None
+    metrics: dict
+    features: list[str]
+    training_data_sha256: str | None
+    retention_model: bool
+    loaded_at: dt.datetime
+
+
+class ReloadIn(_In):
+    path: _text(1000, 1) | None = Field(None, description="artifact or manifest inside the models folder; "
+                                                        "default: the production model")
+
+
+class Stats(_Out):
+    households: dict[str, float]
+    workers: dict[str, int]
+    placements_by_kind: dict[str, int]
+    subsidies_owed_yuan: dict[str, int]
+    referrals: dict[str, int]
+    jobs: dict[str, int]
+
+
+class AllocationIn(_In):
+    note: _text(200) | None = None
+
+
+class AllocationRow(_Out):
+    household_id: str
+    worker_id: str
+    job_id: str
+    county_code: str | None
+    score: float
+    tier: str
+    subsidy_yuan: float
+
+
+class Allocation(_Out):
+    allocation_id: int
+    created_at: dt.datetime
+    created_by: str | None
+    model_version: str | None
+    summary: dict
+    rows: list[AllocationRow]

@@ -1,0 +1,316 @@
+"""The queries the HTTP service needs beyond whole-world import and export.
+
+Rows come back as plain dicts with the CSV column names (lists as tuples of tags, empty
+optional codes as None). Writes that must not race are single conditional statements:
+a hire takes a slot with ``UPDATE jobs SET filled = filled + 1 WHERE ... AND filled < slots``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterable
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from matcher.schema import COLUMNS
+from matcher.store.db import write_connection
+from matcher.store.io import frame_from_rows
+from matcher.store.models import Base, utcnow
+
+T = Base.metadata.tables
+households, workers, jobs, referrals = T["households"], T["workers"], T["jobs"], T["referrals"]
+audit_log, allocations, allocation_rows = T["audit_log"], T["allocations"], T["allocation_rows"]
+
+JOB_FIELDS = COLUMNS["jobs"] + ["owner"]
+LIST_COLUMNS = ("skills", "requires")
+
+
+def _tags(text: str | None) -> list[str]:
+    return [t for t in (text or "").split(";") if t]
+
+
+def _row(mapping, list_columns=LIST_COLUMNS) -> dict:
+    out = dict(mapping)
+    for c in list_columns:
+        if c in out:
+            out[c] = _tags(out[c])
+    return out
+
+
+# -- versions ------------------------------------------------------------------------------------
+
+def jobs_version(engine: Engine) -> tuple:
+    """A cheap fingerprint that changes whenever a job is added, changed, filled or closed."""
+    with engine.connect() as conn:
+        return _jobs_version(conn)
+
+
+def _jobs_version(conn: Connection) -> tuple:
+    row = conn.execute(sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(jobs.c.filled), 0),
+        sa.func.coalesce(sa.func.sum(jobs.c.slots), 0),
+        sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", 1), else_=0)), 0),
+        sa.func.max(jobs.c.created_at),
+    )).one()
+    return tuple(row)
+
+
+# -- jobs ----------------------------------------------------------------------------------------
+
+def get_job(conn_or_engine, job_id: str) -> dict | None:
+    stmt = sa.select(*(jobs.c[c] for c in JOB_FIELDS)).where(jobs.c.job_id == job_id)
+    if isinstance(conn_or_engine, Engine):
+        with conn_or_engine.connect() as conn:
+            row = conn.execute(stmt).mappings().first()
+    else:
+        row = conn_or_engine.execute(stmt).mappings().first()
+    return _row(row) if row is not None else None
+
+
+def list_jobs(engine: Engine, *, county_code=None, kind=None, status=None, owner=None, offset=0,
+              limit=20) -> tuple[list[dict], int]:
+    conds = []
+    if county_code:
+        conds.append(jobs.c.county_code == county_code)
+    if kind:
+        conds.append(jobs.c.kind == kind)
+    if status:
+        conds.append(jobs.c.status == status)
+    if owner is not None:
+        conds.append(jobs.c.owner == owner)
+    with engine.connect() as conn:
+        total = conn.execute(sa.select(sa.func.count()).select_from(jobs).where(*conds)).scalar_one()
+        rows = conn.execute(sa.select(*(jobs.c[c] for c in JOB_FIELDS)).where(*conds)
+                            .order_by(jobs.c.posted_on.desc(), jobs.c.job_id).offset(offset).limit(limit)).mappings()
+        return [_row(r) for r in rows], int(total)
+
+
+def insert_job(engine: Engine, row: dict) -> bool:
+    """Insert one job row; False when its id is taken."""
+    try:
+        with write_connection(engine) as conn:
+            conn.execute(jobs.insert().values(**row, created_at=utcnow()))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+def update_job(engine: Engine, job_id: str, values: dict, *, expect_owner: str | None = None) -> str:
+    """Change a job's fields in one statement. Returns 'ok', 'missing' or 'below_filled'.
+
+    A new ``slots`` below ``filled`` is refused inside the statement, so a hire racing the
+    change can never leave ``filled > slots``.
+    """
+    with write_connection(engine) as conn:
+        conds = [jobs.c.job_id == job_id]
+        if "slots" in values:
+            conds.append(jobs.c.filled <= values["slots"])
+        n = conn.execute(sa.update(jobs).where(*conds).values(**values)).rowcount
+        if n == 1:
+            return "ok"
+        exists = conn.execute(sa.select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first()
+        return "below_filled" if exists else "missing"
+
+
+# -- people --------------------------------------------------------------------------------------
+
+def get_household(engine: Engine, household_id: str) -> dict | None:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*(households.c[c] for c in COLUMNS["households"]))
+                           .where(households.c.household_id == household_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def get_worker(engine: Engine, worker_id: str) -> dict | None:
+    """A worker with the county of its household (``county_code``)."""
+    cols = [workers.c[c] for c in COLUMNS["workers"]] + [households.c.county_code]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*cols).join(households, households.c.household_id == workers.c.household_id)
+                           .where(workers.c.worker_id == worker_id)).mappings().first()
+    return _row(row, ("skills",)) if row is not None else None
+
+
+def household_frames(engine: Engine, household_id: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The household and its members as the typed frames WorkerArrays.build takes; None if unknown."""
+    with engine.connect() as conn, conn.begin():
+        h = conn.execute(sa.select(*(households.c[c] for c in COLUMNS["households"]))
+                         .where(households.c.household_id == household_id)).all()
+        if not h:
+            return None
+        w = conn.execute(sa.select(*(workers.c[c] for c in COLUMNS["workers"]))
+                         .where(workers.c.household_id == household_id).order_by(workers.c.worker_id)).all()
+    return frame_from_rows("households", [tuple(r) for r in h]), frame_from_rows("workers", [tuple(r) for r in w])
+
+
+def seeker_frames(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every worker who is not employed and wants a job, with every household (for candidates)."""
+    with engine.connect() as conn, conn.begin():
+        w = conn.execute(sa.select(*(workers.c[c] for c in COLUMNS["workers"]))
+                         .where(workers.c.employed.is_(False), workers.c.wants == "job",
+                                workers.c.labour_capacity != "none")
+                         .order_by(workers.c.worker_id)).all()
+        h = conn.execute(sa.select(*(households.c[c] for c in COLUMNS["households"]))
+                         .where(households.c.household_id.in_(
+                             sa.select(workers.c.household_id).where(workers.c.employed.is_(False))))).all()
+    return frame_from_rows("households", [tuple(r) for r in h]), frame_from_rows("workers", [tuple(r) for r in w])
+
+
+def workers_version(engine: Engine) -> tuple:
+    with engine.connect() as conn:
+        return tuple(conn.execute(sa.select(
+            sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((workers.c.employed.is_(True), 1), else_=0)), 0)
+        ).select_from(workers)).one())
+
+
+def insert_row(engine: Engine, table: str, row: dict) -> bool:
+    """Insert one household or worker row; False when its id is taken."""
+    try:
+        with write_connection(engine) as conn:
+            conn.execute(T[table].insert().values(**row))
+    except sa.exc.IntegrityError:
+        return False
+    return True
+
+
+# -- referrals -----------------------------------------------------------------------------------
+
+REFERRAL_FIELDS = ("referral_id", "worker_id", "job_id", "referred_on", "outcome", "retained_6m", "reason")
+
+
+def get_referral(engine: Engine, referral_id: str) -> dict | None:
+    """A referral with the county of its worker's household (``county_code``)."""
+    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*cols)
+                           .join(workers, workers.c.worker_id == referrals.c.worker_id)
+                           .join(households, households.c.household_id == workers.c.household_id)
+                           .where(referrals.c.referral_id == referral_id)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def insert_referral(engine: Engine, referral_id: str, worker_id: str, job_id: str, on: dt.date,
+                    created_by: str | None) -> None:
+    with write_connection(engine) as conn:
+        conn.execute(referrals.insert().values(referral_id=referral_id, worker_id=worker_id, job_id=job_id,
+                                               referred_on=on, outcome=None, retained_6m=None, reason=None,
+                                               created_by=created_by, updated_at=utcnow()))
+
+
+def record_outcome(engine: Engine, referral_id: str, outcome: str, reason: str | None,
+                   retained_6m: bool | None) -> str:
+    """Record a referral's outcome; a hire takes one slot of the job in the same transaction.
+
+    Returns 'ok', 'same' (the outcome was already this one; only reason and retention were
+    updated), 'recorded' (another outcome is already recorded), or 'full' (a hire, but the job
+    is full or closed: nothing was written).
+    """
+    try:
+        return _record_outcome(engine, referral_id, outcome, reason, retained_6m)
+    except _JobFull:
+        return "full"
+
+
+class _JobFull(Exception):
+    """Raised inside the transaction so that it rolls back whole."""
+
+
+def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
+    with write_connection(engine) as conn:
+        n = conn.execute(sa.update(referrals)
+                         .where(referrals.c.referral_id == referral_id, referrals.c.outcome.is_(None))
+                         .values(outcome=outcome, reason=reason, retained_6m=retained_6m,
+                                 updated_at=utcnow())).rowcount
+        if n == 0:
+            current = conn.execute(sa.select(referrals.c.outcome).where(
+                referrals.c.referral_id == referral_id)).scalar_one_or_none()
+            if current != outcome:
+                return "recorded"
+            values = {"updated_at": utcnow()}
+            if reason is not None:
+                values["reason"] = reason
+            if retained_6m is not None:
+                values["retained_6m"] = retained_6m
+            conn.execute(sa.update(referrals).where(referrals.c.referral_id == referral_id).values(**values))
+            return "same"
+        if outcome != "hired":
+            return "ok"
+        ref = conn.execute(sa.select(referrals.c.job_id, referrals.c.worker_id)
+                           .where(referrals.c.referral_id == referral_id)).one()
+        taken = conn.execute(sa.update(jobs)
+                             .where(jobs.c.job_id == ref.job_id, jobs.c.filled < jobs.c.slots,
+                                    jobs.c.status == "open")
+                             .values(filled=jobs.c.filled + 1)).rowcount
+        if taken != 1:
+            raise _JobFull()
+        conn.execute(sa.update(workers).where(workers.c.worker_id == ref.worker_id).values(employed=True))
+        return "ok"
+
+
+# -- audit ---------------------------------------------------------------------------------------
+
+def audit(engine: Engine, *, actor: str | None, role: str | None, action: str, resource_type: str | None,
+          resource_id: str | None, status: int | None) -> None:
+    with write_connection(engine) as conn:
+        conn.execute(audit_log.insert().values(at=utcnow(), actor=actor, role=role, action=action,
+                                               resource_type=resource_type, resource_id=resource_id,
+                                               status=status))
+
+
+def audit_entries(engine: Engine, limit: int = 100) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)).mappings()
+        return [dict(r) for r in rows]
+
+
+# -- stats ---------------------------------------------------------------------------------------
+
+def stats(engine: Engine, subsidy_per_kind: dict[str, int]) -> dict:
+    """Households covered, placements by kind, subsidies owed, referrals, jobs."""
+    able = sa.and_(workers.c.labour_capacity != "none", workers.c.wants != "none")
+    with engine.connect() as conn, conn.begin():
+        n_households = conn.execute(sa.select(sa.func.count()).select_from(households)).scalar_one()
+        able_willing = conn.execute(sa.select(sa.func.count(sa.distinct(workers.c.household_id))).where(able)) \
+            .scalar_one()
+        covered = conn.execute(sa.select(sa.func.count(sa.distinct(workers.c.household_id)))
+                               .where(able, workers.c.employed.is_(True))).scalar_one()
+        w = conn.execute(sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(sa.case((workers.c.employed.is_(True), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(workers.c.employed.is_(False), workers.c.wants == "job",
+                                                          workers.c.labour_capacity != "none"), 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(workers.c.employed.is_(False),
+                                                          workers.c.graduate.is_(True)), 1), else_=0)), 0),
+        ).select_from(workers)).one()
+        placements = dict(conn.execute(sa.select(jobs.c.kind, sa.func.count())
+                                       .select_from(referrals.join(jobs, jobs.c.job_id == referrals.c.job_id))
+                                       .where(referrals.c.outcome == "hired").group_by(jobs.c.kind)).all())
+        outcomes = dict(conn.execute(sa.select(sa.func.coalesce(referrals.c.outcome, "pending"), sa.func.count())
+                                     .group_by(sa.func.coalesce(referrals.c.outcome, "pending"))).all())
+        j = conn.execute(sa.select(
+            sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", jobs.c.slots - jobs.c.filled),
+                                                 else_=0)), 0),
+            sa.func.count(),
+        ).select_from(jobs)).one()
+    kinds = list(subsidy_per_kind)
+    placements = {k: int(placements.get(k, 0)) for k in kinds}
+    owed = {k: placements[k] * int(subsidy_per_kind[k]) for k in kinds}
+    owed["total"] = sum(owed.values())
+    return {
+        "households": {"total": int(n_households), "able_willing": int(able_willing), "covered": int(covered),
+                       "coverage": round(covered / able_willing, 4) if able_willing else 0.0},
+        "workers": {"total": int(w[0]), "employed": int(w[1]), "seeking": int(w[2]),
+                    "graduates_not_employed": int(w[3])},
+        "placements_by_kind": placements,
+        "subsidies_owed_yuan": owed,
+        "referrals": {k: int(outcomes.get(k, 0)) for k in ("pending", "hired", "declined", "rejected", "no_show")},
+        "jobs": {"total": int(j[2]), "open": int(j[0]), "free_slots": int(j[1])},
+    }
+
+
+def ids_in(conn: Connection, table: str, column: str, values: Iterable[str]) -> set[str]:
+    col = T[table].c[column]
+    return set(conn.execute(sa.select(col).where(col.in_(list(values)))).scalars())

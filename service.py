@@ -1,0 +1,2 @@
+from matcher.api import create_app
+app = create_app()
