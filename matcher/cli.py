@@ -128,6 +128,80 @@ def recommend(obj, world_dir, model_path, k, out_path):
     click.echo(f"{len(recs)} recommendations for {recs['worker_id'].nunique()} workers -> {out_path}")
 
 
+# -- evaluation --------------------------------------------------------------------------------
+
+def _model_and_manifest(obj, model_path):
+    """--model, else MATCHER_MODEL, else the production model; (None, None) when there is none."""
+    from matcher import model as m
+    path = model_path or obj.settings.model_path or m.production_path(obj.settings.models_dir)
+    if path is None:
+        return None, None
+    return m.load(path)
+
+
+@cli.command()
+@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model; with none, a model "
+                   "is fitted on the referrals before the cut).")
+@click.option("--cut", default=None, help="Test on referrals on or after this date, YYYY-MM-DD (default: the "
+              "model's training cut, else the policy's latest share). A cut inside the model's training data is refused.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write report.html, its PNGs and metrics.json to this folder.")
+@click.option("--k", type=click.IntRange(min=1, max=100), default=5, show_default=True,
+              help="Cut of each job's list for precision@k and NDCG@k.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=20, max=10000), default=200, show_default=True,
+              help="Bootstrap resamples for the intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap (and of a fitted model).")
+@click.pass_obj
+def evaluate(obj, world_dir, model_path, cut, report_dir, k, n_boot, seed):
+    """Measure a model on WORLD_DIR's later referrals beside the baselines; metrics JSON on stdout."""
+    import json
+    from matcher import evaluation as ev
+    world = _load_world(world_dir)
+    model, manifest = _model_and_manifest(obj, model_path)
+    if model is None:
+        click.echo("matcher: no trained model found; fitting one on the referrals before the cut", err=True)
+    with _spinner("evaluating"):
+        result = ev.evaluate(world, obj.policy, model, manifest, cut=cut, k=k, n_boot=n_boot, seed=seed)
+    for warning in result.metrics["warnings"]:
+        click.echo(f"matcher: warning: {warning}", err=True)
+    if report_dir:
+        with _spinner("report"):
+            path = ev.write_report(result, report_dir)
+        click.echo(f"report -> {path}", err=True)
+    click.echo(json.dumps(result.metrics, indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--world", "world_dir", type=click.Path(file_okay=False), default="world", show_default=True,
+              help="World whose later referrals both models are tested on.")
+@click.option("--models-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder holding the production pointer (default: MATCHER_MODELS_DIR, else models/).")
+@click.pass_obj
+def promote(obj, model_path, world_dir, models_dir):
+    """Make MODEL_PATH the production model if it passes the policy's quality gate.
+
+    Refused when it is worse than production beyond [gate] auc_tolerance or
+    precision_at_5_tolerance, or when a group's calibration error exceeds max_group_ece;
+    with no production model yet, when it does not beat every baseline on AUC.
+    """
+    import json
+    from matcher import evaluation as ev
+    if not Path(world_dir).is_dir():
+        raise click.ClickException(f"world folder {world_dir} does not exist; pass --world DIR (the world to test on)")
+    world = _load_world(world_dir)
+    with _spinner("gate"):
+        result, target = ev.promote(world, obj.policy, model_path, models_dir or obj.settings.models_dir)
+    for warning in result.checks.get("warnings", []):
+        click.echo(f"matcher: warning: {warning}", err=True)
+    click.echo(json.dumps(result.checks, indent=2, ensure_ascii=False))
+    if not result.ok:
+        raise click.ClickException(f"refused {Path(model_path).name}: {result.message}")
+    click.echo(f"promoted {target.stem}: production -> {target}")
+
+
 # -- store -------------------------------------------------------------------------------------
 
 @cli.group()

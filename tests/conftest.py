@@ -85,3 +85,92 @@ def trained_model_dir(small_world, tmp_path_factory):
     fitted, metrics = m.fit(small_world, load_policy())
     m.save(fitted, d, metrics=metrics, data_sha256=m.data_hash(small_world))
     return d
+
+
+# -- the HTTP service (tests/test_api_*.py) ------------------------------------------------------
+
+API_COUNTY, OTHER_COUNTY = "371102", "371121"
+OTHER_TOWN, OTHER_VILLAGE = "371121100", "371121100001"
+
+
+@pytest.fixture(scope="session")
+def prior_model_dir(tmp_path_factory):
+    """A real artifact + manifest holding the documented prior scorer (fast to make)."""
+    from matcher import model as m
+    d = tmp_path_factory.mktemp("prior_models")
+    m.save(m.prior_model(), d, metrics={}, data_sha256="0" * 64)
+    return d
+
+
+def api_world():
+    """Two households in Donggang (371102) and one in another county, jobs near the first two."""
+    import factories as f
+    h1 = f.household(household_id="H-A")
+    h2 = f.household(household_id="H-B")
+    h3 = f.household(household_id="H-OUT", county_code=OTHER_COUNTY, town_code=OTHER_TOWN,
+                     village_code=OTHER_VILLAGE)
+    workers = [
+        f.worker("H-A", worker_id="W-A1", skills="缝纫", age=35),
+        f.worker("H-A", worker_id="W-A2", age=52, sex="M", graduate=False),
+        f.worker("H-B", worker_id="W-B1", age=23, education="college", graduate=True),
+        f.worker("H-OUT", worker_id="W-OUT1", age=30),
+    ]
+    jobs = [
+        f.job(job_id="J-SEW", skills="缝纫", slots=3, title="缝纫工"),
+        f.job(job_id="J-PACK", kind="enterprise", employer="日照食品厂", title="包装工", slots=2, monthly_wage=3200),
+        f.job(job_id="J-CLEAN", kind="public_welfare", employer="陈疃镇", title="保洁员", slots=1, monthly_wage=800,
+              min_age=40, max_age=65),
+    ]
+    return f.world([h1, h2, h3], workers, jobs)
+
+
+class Api:
+    """A test client with a token per role; ``api.get(path, as_="volunteer")``."""
+
+    def __init__(self, app, tokens):
+        self.app, self.client, self.tokens = app, app.test_client(), tokens
+
+    def headers(self, as_, extra=None):
+        h = {} if as_ is None else {"Authorization": f"Bearer {self.tokens.get(as_, as_)}"}
+        h.update(extra or {})
+        return h
+
+    def get(self, path, as_="admin", **kw):
+        return self.client.get(path, headers=self.headers(as_, kw.pop("headers", None)), **kw)
+
+    def post(self, path, as_="admin", **kw):
+        return self.client.post(path, headers=self.headers(as_, kw.pop("headers", None)), **kw)
+
+    def patch(self, path, as_="admin", **kw):
+        return self.client.patch(path, headers=self.headers(as_, kw.pop("headers", None)), **kw)
+
+
+def make_api(db_url, tmp_path, models_dir, world=None, **config):
+    """Initialise a database, import a world, make tokens, and build an app on it."""
+    from matcher.api import create_app
+    from matcher.store import create_token, import_world, init_db, make_engine
+    init_db(db_url)
+    engine = make_engine(db_url)
+    import_world(engine, world if world is not None else api_world())
+    tokens = {
+        "admin": create_token(engine, "admin", "admin-1"),
+        "volunteer": create_token(engine, "volunteer", "vol-donggang", county=API_COUNTY),
+        "volunteer_other": create_token(engine, "volunteer", "vol-other", county=OTHER_COUNTY),
+        "recruiter": create_token(engine, "recruiter", "rec-1"),
+        "recruiter_other": create_token(engine, "recruiter", "rec-2"),
+        "evaluator": create_token(engine, "evaluator", "eval-1"),
+    }
+    engine.dispose()
+    test_config = {"TESTING": True, "DATABASE_URL": db_url, "MODELS_DIR": str(models_dir), "MODEL_PATH": None,
+                   "INSTANCE_DIR": str(tmp_path / "instance"), "REDIS_URL": None, "RATE_LIMIT_PER_MINUTE": 10_000}
+    test_config.update(config)
+    app = create_app(test_config)
+    return Api(app, tokens)
+
+
+@pytest.fixture
+def api(tmp_path, prior_model_dir):
+    """The service on a fresh SQLite database holding api_world(), with the prior artifact loaded."""
+    a = make_api(f"sqlite:///{tmp_path / 'api.db'}", tmp_path, prior_model_dir)
+    yield a
+    a.app.extensions["matcher"].dispose()
