@@ -1,0 +1,641 @@
+"""The city-wide plan (SPEC section 4, `matcher allocate`): one allocation for the whole city, solved
+exactly with OR-Tools' min-cost flow, and the greedy baseline it is measured against.
+
+Ranking one household at a time lets the first households visited take the slots that later households
+needed. The plan here puts, in this order of priority (lexicographic, each level exactly optimal given the
+ones before it):
+
+1. **Graduates of extremely poor families** (特困家庭高校毕业生, 应就尽就): as many placed as can be placed
+   at all. They come before households: if a graduate and the only member of another household compete for
+   the last slot, the graduate gets it.
+2. **Households covered** (能转尽转): a household is *coverable* when no member is employed and at least one
+   member is available (able, wants a job, not employed); it is *covered* when at least one member is
+   placed. Households with an employed member are not counted (they already have work); their available
+   members can still be placed, after the coverage levels.
+3. **Expected hires**: the sum of the model's P(hire) over placements, with *market first*: a
+   public-welfare post is valued strictly below every market job the same worker could take.
+
+Hard rules: every pair eligible (exactly the pairs :func:`matcher.eligibility.candidate_pairs` returns, so
+public-welfare posts only go to fallback-eligible workers in their village or town), each worker at most
+one job, each job at most ``slots - filled`` workers.
+
+Market first, as a bureau would expect it (托底安置 is for those the market cannot place): the plan never
+gives a welfare post to a worker who could take a market job with a slot still free in the plan. Moving
+such a worker to that market job keeps levels 1 and 2 and raises level 3, so no optimal plan does it.
+Welfare posts still go to fallback-eligible workers whose market options are all taken by others (or who
+have none), and they count for covering a household like any placement.
+
+The flow (one min-cost flow, integer costs; "value" means minus cost)::
+
+    source -> household   first unit: value C (covers it); further units: 0
+    household -> worker   capacity 1; value G for a graduate      (source -> worker when not coverable)
+    worker -> job         capacity 1; value v(w, j)
+    job -> sink           capacity slots - filled
+    source -> sink        bypass, so that leaving people unplaced is allowed
+
+``v`` is the score in units of ``1/scale`` (``scale`` 10,000 by default), at least 2 for a market job;
+a welfare post's ``v`` is capped one below the worker's lowest market ``v`` (at least 1). With
+``V = sum over workers of their best v``, ``C = V + 1`` makes coverage dominate expected hires (any two
+plans differ by less than ``V`` in value). ``G = C + V + 1`` makes graduates dominate coverage, though
+a plan can cover thousands of households: if an optimal plan placed fewer graduates than possible, an
+alternating path (in the symmetric difference with a plan that places more) places one more graduate
+while unplacing at most one other worker, so it loses at most one household (``C``) and at most ``V`` of
+value, and ``G`` outweighs both. The weights stay small (about ``2 * scale * workers``), well inside
+OR-Tools' int64 cost range, at 100 times the default world too.
+
+Scale: eligible pairs grow with the square of density (100 times the default world has about 860 million).
+Pairs are scored in chunks of workers; when they exceed ``max_arcs`` each worker keeps its ``top_n`` best
+arcs (the engine's order, which is the order of ``v``; a kept welfare arc implies all of the worker's
+market arcs are kept, so market first still holds against every eligible pair). Pruning then cannot lose
+coverage or graduates unnoticed: after solving, a residual-graph cut over the kept arcs is checked against
+every eligible pair of the workers on the source side; a crossing pair is an arc that could improve the
+plan, so it is added and the flow solved again, until no pair crosses. The plan's graduates and households
+covered are then certified maximal over all eligible pairs (``summary["optimality"]``); expected hires
+are optimal over the kept arcs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from matcher.eligibility import KIND, KIND_CODES, candidate_pairs
+from matcher.errors import MatcherError
+from matcher.ranking import Engine, place_name
+
+PLAN_COLUMNS = ["household_id", "worker_id", "job_id", "score", "tier", "subsidy_yuan"]
+ROW_COLUMNS = PLAN_COLUMNS + ["kind", "county_code", "town_code", "village_code", "distance_km", "graduate",
+                              "covers_household", "reasons"]
+UNCOVERED_COLUMNS = ["household_id", "county_code", "town_code", "village_code", "reason", "members",
+                     "fallback_members", "home_only_members"]
+UNCOVERED_REASONS = {
+    "no_job_within_reach": "通勤范围内没有符合条件的岗位",
+    "no_welfare_post": "只能托底安置，本村（镇）没有空缺的公益性岗位",
+    "competition": "有符合条件的岗位，但名额已安排给其他户",
+}
+WELFARE = KIND["public_welfare"]
+DEFAULT_SCALE = 10_000
+DEFAULT_MAX_ARCS = 20_000_000
+MIN_TOP_N = 10
+CHUNK_PAIRS = 4_000_000
+MAX_ROUNDS = 12
+
+
+class AllocationError(MatcherError):
+    """The solver could not produce a plan (never expected: the flow is always feasible)."""
+
+    status = 500
+    code = "allocation_failed"
+
+
+# -- the arcs: eligible pairs with their scores and values ------------------------------------------------
+
+@dataclass
+class Arcs:
+    """Eligible (worker row, job row) pairs kept for the flow, with score and integer value."""
+
+    w: np.ndarray
+    j: np.ndarray
+    distance_km: np.ndarray
+    score: np.ndarray
+    covered: np.ndarray        # required skills the worker has (for the reasons)
+    value: np.ndarray          # int64, >= 1
+
+    def __len__(self) -> int:
+        return len(self.w)
+
+    def take(self, idx) -> "Arcs":
+        return Arcs(self.w[idx], self.j[idx], self.distance_km[idx], self.score[idx], self.covered[idx],
+                    self.value[idx])
+
+    @staticmethod
+    def concat(parts: list["Arcs"]) -> "Arcs":
+        if not parts:
+            return Arcs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
+                        np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return Arcs(*(np.concatenate([getattr(p, f) for p in parts])
+                      for f in ("w", "j", "distance_km", "score", "covered", "value")))
+
+
+@dataclass
+class Candidates:
+    """What the scoring pass learned: the kept arcs and, per worker row, counts over *all* eligible pairs."""
+
+    arcs: Arcs
+    eligible: np.ndarray       # per worker row: eligible pairs (before pruning)
+    market: np.ndarray         # per worker row: eligible market jobs
+    pairs_total: int
+    top_n: int | None          # None: every eligible pair is kept
+    scale: int
+    seconds: float
+
+
+def arc_values(w: np.ndarray, welfare: np.ndarray, score: np.ndarray, scale: int = DEFAULT_SCALE) -> np.ndarray:
+    """Integer value of each pair: the score in 1/scale units, market >= 2, welfare below the worker's
+    every market value (>= 1). ``w`` must hold all of a worker's pairs for the welfare cap to be right."""
+    v = np.rint(np.asarray(score, float) * scale).astype(np.int64)
+    market_v = np.maximum(v, 2)
+    if not welfare.any():
+        return market_v
+    big = np.iinfo(np.int64).max
+    lowest = np.full(int(w.max()) + 1 if len(w) else 0, big, dtype=np.int64)
+    np.minimum.at(lowest, w[~welfare], market_v[~welfare])
+    cap = lowest[w] - 1
+    welfare_v = np.maximum(np.minimum(v, cap), 1)
+    return np.where(welfare, welfare_v, market_v)
+
+
+def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int = DEFAULT_MAX_ARCS,
+                     scale: int = DEFAULT_SCALE, chunk_rows: int | None = None,
+                     progress: bool = False) -> Candidates:
+    """Score every eligible pair (in chunks of workers) and keep the arcs the flow will use.
+
+    ``top_n`` keeps each worker's best ``top_n`` arcs; by default every arc is kept unless there are
+    more than ``max_arcs``, and then ``top_n`` is set so that about ``max_arcs`` remain.
+    """
+    t0 = time.perf_counter()
+    W, J = engine.W, engine.J
+    rows = np.flatnonzero(W.available)
+    eligible = np.zeros(len(W), np.int64)
+    market = np.zeros(len(W), np.int64)
+    parts: list[Arcs] = []
+    kept = total = 0
+    chunk = chunk_rows or min(len(rows), 2_000) or 1
+    from tqdm import tqdm
+    bar = tqdm(total=len(rows), desc="scoring pairs", unit="worker", disable=not progress, leave=False)
+    start = 0
+    while start < len(rows):
+        part_rows = rows[start:start + chunk]
+        start += len(part_rows)
+        sc = engine.score(part_rows)
+        p = sc.pairs
+        welfare = J.kind[p.j] == WELFARE
+        np.add.at(eligible, p.w, 1)
+        np.add.at(market, p.w[~welfare], 1)
+        total += len(p)
+        arcs = Arcs(p.w.astype(np.int64), p.j.astype(np.int64), p.distance_km, sc.score,
+                    np.asarray(sc.covered, np.int64), arc_values(p.w, welfare, sc.score, scale))
+        if top_n is not None:
+            arcs = _prune(arcs, top_n)
+        parts.append(arcs)
+        kept += len(arcs)
+        if top_n is None and kept > max_arcs:
+            top_n = max(MIN_TOP_N, max_arcs // max(len(rows), 1))
+            parts = [_prune(a, top_n) for a in parts]
+            kept = sum(len(a) for a in parts)
+        if chunk_rows is None and len(p):
+            chunk = int(np.clip(CHUNK_PAIRS * len(part_rows) / len(p), 200, 200_000))
+        bar.update(len(part_rows))
+    bar.close()
+    return Candidates(Arcs.concat(parts), eligible, market, total, top_n, scale, time.perf_counter() - t0)
+
+
+def _prune(arcs: Arcs, top_n: int) -> Arcs:
+    """Each worker's first ``top_n`` arcs in the engine's order (by worker, market first, best first)."""
+    if not len(arcs):
+        return arcs
+    starts = np.r_[True, arcs.w[1:] != arcs.w[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(arcs)), 0))
+    return arcs.take(np.flatnonzero(np.arange(len(arcs)) - first < top_n))
+
+
+# -- households --------------------------------------------------------------------------------------------
+
+@dataclass
+class _Households:
+    code: np.ndarray           # per worker row: household index
+    ids: np.ndarray            # household index -> household_id
+    coverable: np.ndarray      # per household index
+
+
+def _households(engine: Engine) -> _Households:
+    W = engine.W
+    code, ids = pd.factorize(pd.Series(W.household, dtype=object), sort=True)
+    n = len(ids)
+    employed = np.zeros(n, bool)
+    np.logical_or.at(employed, code, W.frame["employed"].to_numpy(bool))
+    available = np.zeros(n, bool)
+    np.logical_or.at(available, code, W.available)
+    return _Households(code.astype(np.int64), np.asarray(ids, dtype=object), available & ~employed)
+
+
+# -- the flow ----------------------------------------------------------------------------------------------
+
+def _weights(arcs: Arcs) -> tuple[int, int]:
+    """(C, G): coverage and graduate values, large enough to dominate what comes after (module docstring)."""
+    best = np.zeros(int(arcs.w.max()) + 1 if len(arcs) else 0, np.int64)
+    np.maximum.at(best, arcs.w, arcs.value)
+    V = int(best.sum())
+    C = V + 1
+    return C, C + V + 1
+
+
+class _Network:
+    """The flow over the kept arcs. Nodes: 0 source, 1 sink, coverable households, workers, jobs."""
+
+    S, T = 0, 1
+
+    def __init__(self, engine: Engine, arcs: Arcs, hh: _Households):
+        self.engine, self.arcs, self.hh = engine, arcs, hh
+        self.workers, self.w_local = np.unique(arcs.w, return_inverse=True)
+        self.jobs, self.j_local = np.unique(arcs.j, return_inverse=True)
+        w_hh = hh.code[self.workers]
+        self.in_coverable = hh.coverable[w_hh]
+        self.households, self.h_local = np.unique(w_hh[self.in_coverable], return_inverse=True)
+        self.members = np.bincount(self.h_local, minlength=len(self.households))
+        n_h, n_w, n_j = len(self.households), len(self.workers), len(self.jobs)
+        self.h_node = 2 + np.arange(n_h)
+        self.w_node = 2 + n_h + np.arange(n_w)
+        self.j_node = 2 + n_h + n_w + np.arange(n_j)
+        self.n_nodes = 2 + n_h + n_w + n_j
+        self.graduate = engine.W.graduate[self.workers]
+        self.free = engine.J.free[self.jobs]
+
+    def solve(self) -> np.ndarray:
+        """Indices into the arcs of the placements of the lexicographically best plan over them."""
+        from ortools.graph.python import min_cost_flow
+
+        arcs = self.arcs
+        if not len(arcs):
+            return np.zeros(0, np.int64)
+        S, T = self.S, self.T
+        C, G = _weights(arcs)
+        cov = self.in_coverable
+        n_h, n_w, n_j = len(self.households), len(self.workers), len(self.jobs)
+        extra = self.members > 1
+        grad_value = np.where(self.graduate, G, 0)
+        tails = [np.full(n_h, S), np.full(int(extra.sum()), S), self.h_node[self.h_local],
+                 np.full(int((~cov).sum()), S), self.w_node[self.w_local], self.j_node, [S]]
+        heads = [self.h_node, self.h_node[extra], self.w_node[cov], self.w_node[~cov],
+                 self.j_node[self.j_local], np.full(n_j, T), [T]]
+        caps = [np.ones(n_h), self.members[extra] - 1, np.ones(int(cov.sum())), np.ones(int((~cov).sum())),
+                np.ones(len(arcs)), self.free, [n_w]]
+        costs = [np.full(n_h, -C), np.zeros(int(extra.sum())), -grad_value[cov], -grad_value[~cov],
+                 -arcs.value, np.zeros(n_j), [0]]
+        first_pair_arc = sum(len(t) for t in tails[:4])
+        flow = min_cost_flow.SimpleMinCostFlow()
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.concatenate(tails).astype(np.int32), np.concatenate(heads).astype(np.int32),
+            np.concatenate(caps).astype(np.int64), np.concatenate(costs).astype(np.int64))
+        flow.set_nodes_supplies(np.array([S, T], np.int32), np.array([n_w, -n_w], np.int64))
+        status = flow.solve()
+        if status != flow.OPTIMAL:
+            raise AllocationError(f"the min-cost flow solver stopped with status {status!r} "
+                                  f"({n_w} workers, {n_j} jobs, {len(arcs)} arcs, largest weight {G})")
+        on = flow.flows(np.arange(first_pair_arc, first_pair_arc + len(arcs), dtype=np.int64))
+        return np.flatnonzero(on > 0)
+
+    # -- the certificate for pruned arcs --
+
+    def potentials(self, chosen: np.ndarray) -> np.ndarray:
+        """Shortest-path potentials of the plan's residual graph under the first two levels only
+        (graduate -2, first unit of a household -1; lexicographic by the same path argument as G).
+
+        The plan is optimal over the kept arcs, so the residual graph has no negative cycle and label
+        correcting (vectorised Bellman-Ford from a virtual root) converges."""
+        S, T = self.S, self.T
+        placed = np.zeros(len(self.workers), bool)
+        placed[self.w_local[chosen]] = True
+        count = np.bincount(self.h_local[placed[self.in_coverable]], minlength=len(self.households))
+        used = np.bincount(self.j_local[chosen], minlength=len(self.jobs))
+        rest = np.maximum(count - 1, 0)
+        g2 = np.where(self.graduate, -2, 0)
+        cov = self.in_coverable
+        entry = np.full(len(self.workers), S)
+        entry[cov] = self.h_node[self.h_local]
+        chosen_mask = np.zeros(len(self.arcs), bool)
+        chosen_mask[chosen] = True
+        parts = [
+            # source -> household, first unit (-1) and further units (0)
+            (np.full(int((count == 0).sum()), S), self.h_node[count == 0], -1),
+            (self.h_node[count > 0], np.full(int((count > 0).sum()), S), 1),
+            (np.full(int((rest < self.members - 1).sum()), S), self.h_node[rest < self.members - 1], 0),
+            (self.h_node[rest > 0], np.full(int((rest > 0).sum()), S), 0),
+            # entry -> worker (graduate -2)
+            (entry[~placed], self.w_node[~placed], g2[~placed]),
+            (self.w_node[placed], entry[placed], -g2[placed]),
+            # worker -> job
+            (self.w_node[self.w_local[~chosen_mask]], self.j_node[self.j_local[~chosen_mask]], 0),
+            (self.j_node[self.j_local[chosen]], self.w_node[self.w_local[chosen]], 0),
+            # job -> sink, source <-> sink
+            (self.j_node[used < self.free], np.full(int((used < self.free).sum()), T), 0),
+            (np.full(int((used > 0).sum()), T), self.j_node[used > 0], 0),
+            ([S, T], [T, S], 0),
+        ]
+        tails = np.concatenate([np.asarray(t, np.int64) for t, _, _ in parts])
+        heads = np.concatenate([np.asarray(h, np.int64) for _, h, _ in parts])
+        cost = np.concatenate([np.broadcast_to(np.asarray(c, np.int64), len(np.asarray(t))) for t, _, c in parts])
+        order = np.argsort(heads, kind="stable")
+        tails, heads, cost = tails[order], heads[order], cost[order]
+        starts = np.flatnonzero(np.r_[True, heads[1:] != heads[:-1]]) if len(heads) else np.zeros(0, np.int64)
+        target = heads[starts]
+        d = np.zeros(self.n_nodes, np.int64)
+        for _ in range(self.n_nodes + 1):
+            best = np.minimum.reduceat(d[tails] + cost, starts)
+            better = best < d[target]
+            if not better.any():
+                return d
+            d[target[better]] = best[better]
+        raise AllocationError("the plan's residual graph has a negative cycle: the flow was not optimal")
+
+    def improving(self, chosen: np.ndarray, scale: int) -> Arcs:
+        """Eligible pairs left out of the arcs whose reduced cost under the potentials is negative: the
+        only arcs that could raise graduates placed or households covered. Empty: the plan's first two
+        levels are optimal over every eligible pair (the potentials stay feasible for all of them)."""
+        engine = self.engine
+        d = self.potentials(chosen)
+        d_w = d[self.w_node]
+        d_job = np.zeros(len(engine.J), np.int64)
+        d_job[self.jobs] = d[self.j_node]
+        suspects = self.workers[d_w < 0]
+        if not len(suspects):
+            return Arcs.concat([])
+        d_worker = np.zeros(len(engine.W), np.int64)
+        d_worker[self.workers] = d_w
+        nJ = len(engine.J)
+        have = np.sort(self.arcs.w * nJ + self.arcs.j)
+        hits = []
+        for start in range(0, len(suspects), 20_000):
+            p = candidate_pairs(engine.W, engine.J, engine.policy, suspects[start:start + 20_000])
+            bad = (d_worker[p.w] < d_job[p.j]) & ~_contains(have, p.w * nJ + p.j)
+            hits.append((p.w[bad], p.j[bad]))
+        w_bad = np.concatenate([h[0] for h in hits]).astype(np.int64)
+        j_bad = np.concatenate([h[1] for h in hits]).astype(np.int64)
+        if not len(w_bad):
+            return Arcs.concat([])
+        want = np.sort(w_bad * nJ + j_bad)
+        found = []
+        rows = np.unique(w_bad)
+        for start in range(0, len(rows), 2_000):
+            sc = engine.score(rows[start:start + 2_000])
+            p = sc.pairs
+            welfare = engine.J.kind[p.j] == WELFARE
+            value = arc_values(p.w, welfare, sc.score, scale)
+            idx = np.flatnonzero(_contains(want, p.w * nJ + p.j))
+            found.append(Arcs(p.w[idx].astype(np.int64), p.j[idx].astype(np.int64), p.distance_km[idx],
+                              sc.score[idx], np.asarray(sc.covered, np.int64)[idx], value[idx]))
+        return Arcs.concat(found)
+
+
+def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if not len(sorted_keys):
+        return np.zeros(len(keys), bool)
+    pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
+# -- the plan ----------------------------------------------------------------------------------------------
+
+@dataclass
+class Allocation:
+    """A plan: ``rows`` (a DataFrame, SPEC columns first), ``summary`` (JSON-serialisable), the uncovered
+    households with why, and the objective values (graduates placed, households covered, value)."""
+
+    rows: pd.DataFrame
+    summary: dict
+    uncovered: pd.DataFrame
+    objective: dict = field(default_factory=dict)
+
+    def plan_csv(self) -> pd.DataFrame:
+        """The rows as SPEC section 4's plan.csv has them."""
+        return self.rows[PLAN_COLUMNS]
+
+
+def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int | None = None,
+             max_arcs: int = DEFAULT_MAX_ARCS, scale: int = DEFAULT_SCALE, reasons: bool = True,
+             progress: bool = False) -> Allocation:
+    """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate)."""
+    cands = candidates or score_candidates(engine, top_n=top_n, max_arcs=max_arcs, scale=scale,
+                                           progress=progress)
+    t0 = time.perf_counter()
+    hh = _households(engine)
+    arcs = cands.arcs
+    net = _Network(engine, arcs, hh)
+    chosen = net.solve()
+    rounds, added, certified = 0, 0, cands.top_n is None
+    while not certified and rounds < MAX_ROUNDS:
+        more = net.improving(chosen, cands.scale)
+        if not len(more):
+            certified = True
+            break
+        arcs = Arcs.concat([arcs, more])
+        net = _Network(engine, arcs, hh)
+        chosen = net.solve()
+        rounds += 1
+        added += len(more)
+    solve_s = time.perf_counter() - t0
+    optimality = {
+        "method": "min-cost flow (OR-Tools), lexicographic weights",
+        "eligible_pairs": int(cands.pairs_total),
+        "arcs": int(len(arcs)),
+        "top_n": cands.top_n,
+        "exact": cands.top_n is None,
+        "certified": bool(certified),
+        "certificate_rounds": rounds,
+        "arcs_added_by_certificate": int(added),
+        "score_resolution": 1.0 / cands.scale,
+    }
+    return _plan(engine, arcs, chosen, hh, cands, "optimal", optimality,
+                 {"score": round(cands.seconds, 3), "solve": round(solve_s, 3)}, reasons)
+
+
+def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: bool = True,
+           progress: bool = False) -> Allocation:
+    """The baseline: households in household_id order, each member (graduates first, then by worker_id)
+    takes the best job with a slot left (market before welfare, then score), as volunteers visiting one
+    household after another would. Uses the same arcs as :func:`allocate`."""
+    cands = candidates or score_candidates(engine, progress=progress)
+    t0 = time.perf_counter()
+    hh = _households(engine)
+    arcs = cands.arcs
+    order = np.lexsort((-arcs.value, arcs.w))
+    arcs = arcs.take(order)
+    W = engine.W
+    chosen = []
+    if len(arcs):
+        starts = np.flatnonzero(np.r_[True, arcs.w[1:] != arcs.w[:-1]])
+        ends = np.r_[starts[1:], len(arcs)]
+        workers = arcs.w[starts]
+        visit = np.lexsort((W.ids[workers].astype(str), ~W.graduate[workers],
+                            hh.ids[hh.code[workers]].astype(str)))
+        left = engine.J.free.copy()
+        for k in visit:
+            a, b = starts[k], ends[k]
+            open_ = left[arcs.j[a:b]] > 0
+            if open_.any():
+                i = a + int(np.argmax(open_))
+                left[arcs.j[i]] -= 1
+                chosen.append(i)
+    chosen = np.sort(np.asarray(chosen, np.int64))
+    optimality = {"method": "greedy, households in household_id order", "eligible_pairs": int(cands.pairs_total),
+                  "arcs": int(len(arcs)), "top_n": cands.top_n, "exact": False, "certified": False,
+                  "score_resolution": 1.0 / cands.scale}
+    return _plan(engine, arcs, chosen, hh, cands, "greedy", optimality,
+                 {"score": round(cands.seconds, 3), "solve": round(time.perf_counter() - t0, 3)}, reasons)
+
+
+def _plan(engine: Engine, arcs: Arcs, chosen: np.ndarray, hh: _Households, cands: Candidates, method: str,
+          optimality: dict, seconds: dict, with_reasons: bool) -> Allocation:
+    W, J = engine.W, engine.J
+    a = arcs.take(chosen)
+    order = np.lexsort((W.ids[a.w].astype(str), hh.ids[hh.code[a.w]].astype(str)))
+    a = a.take(order)
+    kind = J.kind[a.j]
+    welfare = kind == WELFARE
+    hcode = hh.code[a.w]
+    covers = hh.coverable[hcode] & np.r_[True, hcode[1:] != hcode[:-1]] if len(a) else np.zeros(0, bool)
+    reasons = []
+    if with_reasons:
+        for i in range(len(a)):
+            w, j = int(a.w[i]), int(a.j[i])
+            r = engine.reasons(w, j, float(a.distance_km[i]), int(a.covered[i]), float(a.score[i]))
+            if welfare[i]:
+                r.insert(0, "市场岗位已无空位或不符合条件，公益性岗位托底安置")
+            if covers[i]:
+                r.insert(0, "本户无人就业：安排后实现一户至少一人就业")
+            if W.graduate[w]:
+                r.insert(0, "特困家庭高校毕业生，优先安排（应就尽就）")
+            reasons.append(r)
+    else:
+        reasons = [[] for _ in range(len(a))]
+    d = a.distance_km
+    rows = pd.DataFrame({
+        "household_id": hh.ids[hcode].astype(str) if len(a) else np.array([], str),
+        "worker_id": W.ids[a.w].astype(str),
+        "job_id": J.ids[a.j].astype(str),
+        "score": np.round(a.score, 4),
+        "tier": np.where(welfare, "public_welfare", "market"),
+        "subsidy_yuan": engine.subsidy(a.j).astype(np.int64),
+        "kind": np.asarray(KIND_CODES, dtype=object)[kind] if len(a) else np.array([], object),
+        "county_code": W.county[a.w],
+        "town_code": W.town[a.w],
+        "village_code": W.village[a.w],
+        "distance_km": np.where(np.isnan(d), np.nan, np.round(d, 2)),
+        "graduate": W.graduate[a.w],
+        "covers_household": covers,
+        "reasons": reasons,
+    }, columns=ROW_COLUMNS)
+
+    covered_h = np.zeros(len(hh.ids), bool)
+    covered_h[hcode] = True
+    covered_h &= hh.coverable
+    uncovered = _uncovered(engine, hh, covered_h, cands)
+    grads = W.graduate & W.available
+    objective = {"graduates_placed": int(W.graduate[a.w].sum()),
+                 "households_covered": int(covered_h.sum()),
+                 "value": int(a.value.sum())}
+    summary = _summary(engine, rows, uncovered, hh, covered_h, grads, cands, method, optimality, seconds)
+    return Allocation(rows, summary, uncovered, objective)
+
+
+def _uncovered(engine: Engine, hh: _Households, covered_h: np.ndarray, cands: Candidates) -> pd.DataFrame:
+    """Every coverable household left uncovered, with why (see UNCOVERED_REASONS)."""
+    W = engine.W
+    todo = hh.coverable & ~covered_h
+    rows = np.flatnonzero(W.available & todo[hh.code])
+    if not len(rows):
+        return pd.DataFrame(columns=UNCOVERED_COLUMNS)
+    f = pd.DataFrame({"h": hh.code[rows], "eligible": cands.eligible[rows] > 0, "fallback": W.fallback[rows],
+                      "home_only": W.home_only[rows], "row": rows})
+    g = f.groupby("h", sort=True).agg(eligible=("eligible", "any"), members=("row", "size"),
+                                      fallback=("fallback", "sum"), home_only=("home_only", "sum"),
+                                      row=("row", "first"))
+    reason = np.where(g["eligible"], "competition",
+                      np.where(g["fallback"] > 0, "no_welfare_post", "no_job_within_reach"))
+    r = g["row"].to_numpy()
+    return pd.DataFrame({
+        "household_id": hh.ids[g.index.to_numpy()].astype(str),
+        "county_code": W.county[r], "town_code": W.town[r], "village_code": W.village[r],
+        "reason": reason, "members": g["members"].to_numpy(), "fallback_members": g["fallback"].to_numpy(),
+        "home_only_members": g["home_only"].to_numpy(),
+    }, columns=UNCOVERED_COLUMNS)
+
+
+ACTIONS = {
+    "no_job_within_reach": "在本镇开设扶贫车间（厂房式或居家式）或引进岗位",
+    "no_welfare_post": "在本村开发保洁、保绿等公益性岗位托底安置",
+    "competition": "增加本镇岗位名额",
+}
+
+
+def _where(uncovered: pd.DataFrame, limit: int) -> list[dict]:
+    """Uncovered households grouped where the bureau can act: by village for welfare posts (they serve
+    their village, or town when the village is empty), by town otherwise; the largest groups first."""
+    if not len(uncovered):
+        return []
+    u = uncovered.copy()
+    by_village = (u["reason"] == "no_welfare_post") & (u["village_code"] != "")
+    u["place_code"] = np.where(by_village, u["village_code"], u["town_code"])
+    u["level"] = np.where(by_village, "village", "town")
+    g = (u.groupby(["reason", "county_code", "town_code", "place_code", "level"], sort=True)
+         .agg(households=("household_id", "size"), home_only_members=("home_only_members", "sum"))
+         .reset_index().sort_values(["households", "place_code", "reason"], ascending=[False, True, True]))
+    out = []
+    for r in g.head(limit).itertuples(index=False):
+        out.append({"reason": r.reason, "county_code": r.county_code, "town_code": r.town_code,
+                    "town_name": place_name(r.town_code), "level": r.level, "place_code": r.place_code,
+                    "place_name": place_name(r.place_code), "households": int(r.households),
+                    "home_only_members": int(r.home_only_members), "action": ACTIONS[r.reason]})
+    return out
+
+
+def _summary(engine, rows, uncovered, hh, covered_h, grads, cands, method, optimality, seconds,
+             limit: int = 50) -> dict:
+    kinds = list(KIND_CODES)
+    placed = rows["kind"].value_counts().reindex(kinds, fill_value=0)
+    subsidy = rows.groupby("kind")["subsidy_yuan"].sum().reindex(kinds, fill_value=0)
+    coverable = int(hh.coverable.sum())
+    covered = int(covered_h.sum())
+    reasons = uncovered["reason"].value_counts().reindex(list(UNCOVERED_REASONS), fill_value=0)
+    return {
+        "method": method,
+        "model_version": engine.model.version,
+        "households": {"coverable": coverable, "covered": covered, "uncovered": coverable - covered,
+                       "covered_share": round(covered / coverable, 4) if coverable else None},
+        "graduates": {"available": int(grads.sum()), "placed": int(rows["graduate"].sum()),
+                      "with_eligible_job": int((grads & (cands.eligible > 0)).sum())},
+        "people_placed": int(len(rows)),
+        "placed_by_kind": {k: int(placed[k]) for k in kinds},
+        "expected_hires": round(float(rows["score"].sum()), 2),
+        "subsidy_yuan": int(subsidy.sum()),
+        "subsidy_by_kind": {k: int(subsidy[k]) for k in kinds},
+        "uncovered": {"total": int(len(uncovered)),
+                      "by_reason": {k: int(reasons[k]) for k in UNCOVERED_REASONS},
+                      "reason_text": UNCOVERED_REASONS,
+                      "where": _where(uncovered, limit)},
+        "optimality": optimality,
+        "seconds": seconds,
+    }
+
+
+def format_summary(summary: dict, where: int = 10) -> str:
+    """The summary as lines a person reads (the CLI prints this)."""
+    h, g = summary["households"], summary["graduates"]
+    share = f" ({h['covered_share']:.1%})" if h["covered_share"] is not None else ""
+    kinds = ", ".join(f"{k} {n:,}" for k, n in summary["placed_by_kind"].items() if n)
+    subs = ", ".join(f"{k} {n:,}" for k, n in summary["subsidy_by_kind"].items() if n)
+    u = summary["uncovered"]
+    why = ", ".join(f"{k.replace('_', ' ')} {n:,}" for k, n in u["by_reason"].items())
+    opt = summary["optimality"]
+    lines = [
+        f"households covered: {h['covered']:,} of {h['coverable']:,} coverable{share}",
+        f"graduates placed: {g['placed']:,} of {g['available']:,} ({g['with_eligible_job']:,} with an eligible job)",
+        f"people placed: {summary['people_placed']:,}" + (f" ({kinds})" if kinds else ""),
+        f"expected hires: {summary['expected_hires']:,.2f}",
+        f"subsidies owed: {summary['subsidy_yuan']:,} yuan" + (f" ({subs})" if subs else ""),
+        f"households left uncovered: {u['total']:,} ({why})",
+    ]
+    for p in u["where"][:where]:
+        lines.append(f"  {p['place_name']} ({p['place_code']}): {p['households']:,} households, "
+                     f"{p['reason'].replace('_', ' ')} -> {p['action']}")
+    exact = "every eligible pair" if opt.get("top_n") is None else f"each worker's top {opt['top_n']} arcs"
+    cert = "; households and graduates certified optimal" if opt.get("certified") and not opt.get("exact") else ""
+    lines.append(f"solver: {opt['method']} over {exact} ({opt['arcs']:,} arcs){cert}")
+    return "\n".join(lines)
+
+
+__all__ = ["Allocation", "AllocationError", "Arcs", "Candidates", "PLAN_COLUMNS", "ROW_COLUMNS",
+           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "score_candidates"]
