@@ -128,6 +128,27 @@ def recommend(obj, world_dir, model_path, k, out_path):
     click.echo(f"{len(recs)} recommendations for {recs['worker_id'].nunique()} workers -> {out_path}")
 
 
+@cli.command("allocate")
+@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="plan.csv: household_id, worker_id, job_id, score, tier, subsidy_yuan.")
+@click.pass_obj
+def allocate_cmd(obj, world_dir, model_path, out_path):
+    """One city-wide plan for WORLD_DIR: graduates first, then the most households with a member in
+    work, then the most expected hires; prints its summary."""
+    from matcher.allocation import PLAN_COLUMNS, allocate, format_summary
+    from matcher.model import _atomic_write
+    from matcher.ranking import Engine
+    world = _load_world(world_dir)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    plan = allocate(engine, reasons=False, progress=True)
+    _atomic_write(Path(out_path), plan.rows[PLAN_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    click.echo(format_summary(plan.summary))
+    click.echo(f"{len(plan.rows)} placements -> {out_path}")
+
+
 # -- evaluation --------------------------------------------------------------------------------
 
 def _model_and_manifest(obj, model_path):
