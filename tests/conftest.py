@@ -103,12 +103,12 @@ def prior_model_dir(tmp_path_factory):
 
 
 def api_world():
-    """Two households in Donggang (371102) and one in another county, jobs near the first two."""
+    """Two households in Donggang (371102) and one in another county (about 40 km away), jobs near the first two."""
     import factories as f
     h1 = f.household(household_id="H-A")
     h2 = f.household(household_id="H-B")
     h3 = f.household(household_id="H-OUT", county_code=OTHER_COUNTY, town_code=OTHER_TOWN,
-                     village_code=OTHER_VILLAGE)
+                     village_code=OTHER_VILLAGE, lat=35.75, lon=118.95)
     workers = [
         f.worker("H-A", worker_id="W-A1", skills="缝纫", age=35),
         f.worker("H-A", worker_id="W-A2", age=52, sex="M", graduate=False),

@@ -1,24 +1,80 @@
-"""City-wide plans: computed and stored by evaluators and admins, read by volunteers for their county."""
+"""City-wide plans: computed and stored by evaluators and admins, read by volunteers for their county.
+
+The plan is :func:`matcher.allocation.allocate` over the whole stored world with the model in
+use; its rows and summary are stored (a snapshot: later hires do not change a stored plan).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
 
-from matcher.api.errors import APIError
-from matcher.api.openapi import endpoint
+import numpy as np
+from flask import Blueprint, g
+
+from matcher.api.auth import audit
+from matcher.api.errors import APIError, not_found
+from matcher.api.openapi import Reply, endpoint
+from matcher.api.runtime import runtime
 from matcher.api.schemas import Allocation, AllocationIn
+from matcher.store import queries
 
 bp = Blueprint("allocations", __name__, url_prefix="/api/v1/allocations")
 
 
+def _plain(o):
+    """JSON for numpy scalars and arrays inside a summary."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return None if np.isnan(o) else float(o)
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
 @endpoint(bp, "", "POST", summary="Compute and store a city-wide plan", roles=("evaluator", "admin"),
-          body=AllocationIn, response=Allocation, status=201, errors=(501, 503))
+          description="One plan for the whole city (SPEC section 4, `matcher allocate`), with the model in use, "
+                      "stored as a snapshot. Can take a while on a large world.",
+          body=AllocationIn, response=Allocation, status=201, errors=(503,),
+          response_headers={"Location": "the stored plan's URL"})
 def post_allocation(body: AllocationIn):
-    raise APIError(501, "not_implemented", "city-wide allocation is not available in this build yet")
+    try:
+        from matcher import allocation
+    except ImportError:
+        raise APIError(501, "not_implemented", "city-wide allocation is not available in this build") from None
+    from matcher.ranking import Engine
+    from matcher.store import read_world
+    rt = runtime()
+    loaded = rt.models.require()
+    world = read_world(rt.engine)
+    engine = Engine.build(world, loaded.model, rt.policy, jobs=rt.jobs.get(rt.engine))
+    plan = allocation.allocate(engine)
+    summary = json.loads(json.dumps(dict(plan.summary, note=body.note), default=_plain))
+    rows = plan.rows
+    records = [{"household_id": str(r.household_id), "worker_id": str(r.worker_id), "job_id": str(r.job_id),
+                "county_code": str(r.county_code) if r.county_code else None, "score": float(r.score),
+                "tier": str(r.tier), "subsidy_yuan": float(r.subsidy_yuan),
+                "reasons": " | ".join(r.reasons) if isinstance(r.reasons, (list, tuple)) else str(r.reasons or "")}
+               for r in rows.itertuples(index=False)]
+    allocation_id = queries.store_allocation(rt.engine, created_by=g.token.name, model_version=loaded.version,
+                                             summary=summary, rows=records)
+    audit("allocation.create", "allocation", str(allocation_id), 201)
+    return Reply(queries.get_allocation(rt.engine, allocation_id), 201,
+                 {"Location": f"/api/v1/allocations/{allocation_id}"})
 
 
-@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: their county's rows)",
-          roles=("volunteer", "evaluator", "admin"), response=Allocation, errors=(501,),
+@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: their county's rows only)",
+          roles=("volunteer", "evaluator", "admin"), response=Allocation,
           path_params={"allocation_id": "the plan's id"})
 def get_allocation(allocation_id: int):
-    raise APIError(501, "not_implemented", "city-wide allocation is not available in this build yet")
+    tok = g.token
+    county = tok.county_code if tok.role == "volunteer" else None
+    if allocation_id > 2**31 - 1:
+        raise not_found("allocation")
+    plan = queries.get_allocation(runtime().engine, allocation_id, county_code=county)
+    if plan is None:
+        raise not_found("allocation")
+    audit("allocation.read", "allocation", str(allocation_id))
+    return plan

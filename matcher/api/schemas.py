@@ -399,6 +399,7 @@ class AllocationRow(_Out):
     score: float
     tier: str
     subsidy_yuan: float
+    reasons: list[str]
 
 
 class Allocation(_Out):

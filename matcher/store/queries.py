@@ -314,3 +314,37 @@ def stats(engine: Engine, subsidy_per_kind: dict[str, int]) -> dict:
 def ids_in(conn: Connection, table: str, column: str, values: Iterable[str]) -> set[str]:
     col = T[table].c[column]
     return set(conn.execute(sa.select(col).where(col.in_(list(values)))).scalars())
+
+
+# -- allocations ---------------------------------------------------------------------------------
+
+def store_allocation(engine: Engine, *, created_by: str | None, model_version: str | None, summary: dict,
+                     rows: list[dict]) -> int:
+    """Store a plan and its rows in one transaction; returns the plan's id."""
+    import json
+    with write_connection(engine) as conn:
+        allocation_id = conn.execute(allocations.insert().values(
+            created_at=utcnow(), created_by=created_by, model_version=model_version,
+            summary=json.dumps(summary, ensure_ascii=False)).returning(allocations.c.id)).scalar_one()
+        for i in range(0, len(rows), 5000):
+            conn.execute(allocation_rows.insert(), [dict(r, allocation_id=allocation_id) for r in rows[i:i + 5000]])
+    return int(allocation_id)
+
+
+def get_allocation(engine: Engine, allocation_id: int, county_code: str | None = None) -> dict | None:
+    """A stored plan; with ``county_code``, only the rows of that county."""
+    import json
+    with engine.connect() as conn, conn.begin():
+        head = conn.execute(sa.select(allocations).where(allocations.c.id == allocation_id)).mappings().first()
+        if head is None:
+            return None
+        conds = [allocation_rows.c.allocation_id == allocation_id]
+        if county_code is not None:
+            conds.append(allocation_rows.c.county_code == county_code)
+        rows = conn.execute(sa.select(allocation_rows).where(*conds).order_by(allocation_rows.c.id)).mappings().all()
+    return {"allocation_id": head["id"], "created_at": head["created_at"], "created_by": head["created_by"],
+            "model_version": head["model_version"], "summary": json.loads(head["summary"] or "{}"),
+            "rows": [{"household_id": r["household_id"], "worker_id": r["worker_id"], "job_id": r["job_id"],
+                      "county_code": r["county_code"], "score": r["score"], "tier": r["tier"],
+                      "subsidy_yuan": r["subsidy_yuan"],
+                      "reasons": [t for t in (r["reasons"] or "").split(" | ") if t]} for r in rows]}
