@@ -230,6 +230,112 @@ def db():
     """Create, fill and dump the database (MATCHER_DATABASE_URL, default SQLite under instance/)."""
 
 
+def _store_engine(obj):
+    from matcher.store import make_engine
+    return make_engine(obj.settings.database_url)
+
+
+@db.command("init")
+@click.pass_obj
+def db_init(obj):
+    """Create the tables, or upgrade them to this version's schema. Harmless to repeat."""
+    from matcher.store import init_db, safe_url
+    engine = _store_engine(obj)
+    try:
+        revision = init_db(engine)
+    finally:
+        engine.dispose()
+    click.echo(f"database {safe_url(obj.settings.database_url)} is at schema revision {revision}")
+
+
+@db.command("import")
+@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.pass_obj
+def db_import(obj, world_dir):
+    """Validate WORLD_DIR and add it to the database in one transaction (creating the tables if needed).
+
+    Rows already stored with the same values are skipped; a stored id with other values is refused.
+    """
+    from matcher.schema import load_world
+    from matcher.store import import_world, init_db
+    world = load_world(world_dir)
+    engine = _store_engine(obj)
+    try:
+        init_db(engine)
+        result = import_world(engine, world, progress=True)
+    finally:
+        engine.dispose()
+    for name, n in result.as_dict().items():
+        click.echo(f"{name}: {n['inserted']} inserted, {n['unchanged']} unchanged")
+
+
+@db.command("export")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.pass_obj
+def db_export(obj, out_dir):
+    """Write the stored world to OUT_DIR as the four CSV files of the data contract."""
+    from matcher.store import check_schema, export_world
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        written = export_world(engine, out_dir)
+    finally:
+        engine.dispose()
+    for name, n in written.items():
+        click.echo(f"{name}: {n} rows")
+    click.echo(f"-> {out_dir}")
+
+
+# -- access ------------------------------------------------------------------------------------
+
+@cli.group()
+def token():
+    """Create and revoke API tokens (the database keeps only their SHA-256)."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(["volunteer", "recruiter", "evaluator", "admin"]))
+@click.option("--name", required=True, help="Who holds the token; recruiters' jobs are owned by this name.")
+@click.option("--county", default=None, help="6-digit county code; required for volunteers.")
+@click.option("--expires-days", type=click.IntRange(min=1), default=None, help="Expire after N days (default: never).")
+@click.pass_obj
+def token_create(obj, role, name, county, expires_days):
+    """Create a token and print it, alone on the last line; it is not shown again."""
+    import datetime as dt
+    from matcher.store import check_schema, create_token
+    expires = None
+    if expires_days is not None:
+        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=expires_days)
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        secret = create_token(engine, role, name, county=county, expires_at=expires)
+    finally:
+        engine.dispose()
+    scope = f", county {county}" if county else ""
+    until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
+    click.echo(f"token for {name} ({role}{scope}{until}); store it now, it is not shown again:")
+    click.echo(secret)
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.option("--id", "by_id", is_flag=True, help="NAME is a token id, not a name.")
+@click.pass_obj
+def token_revoke(obj, name, by_id):
+    """Revoke every live token named NAME (or, with --id, the token with that id)."""
+    from matcher.store import check_schema, revoke_token
+    if by_id and not name.isdigit():
+        raise click.BadParameter(f"expected a numeric id, got {name!r}", param_hint="NAME")
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        n = revoke_token(engine, int(name) if by_id else name)
+    finally:
+        engine.dispose()
+    click.echo(f"revoked {n} token(s)")
+
+
 # -- service -----------------------------------------------------------------------------------
 
 @cli.command()
