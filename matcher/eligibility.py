@@ -76,6 +76,7 @@ class WorkerArrays:
     fallback: np.ndarray       # disabled or 4050: may take public-welfare posts
     skills: np.ndarray         # (n, words) uint64 masks over the jobs' skill index
     n_skills: np.ndarray
+    home_delivery_km: float = 20.0
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -127,7 +128,7 @@ class WorkerArrays:
             lost=lost, max_demand=max_demand, commute_km=commute,
             home_only=w["home_only"].to_numpy(bool), will_migrate=w["will_migrate"].to_numpy(bool),
             graduate=w["graduate"].to_numpy(bool), fallback=disabled | older,
-            skills=masks, n_skills=popcount(masks),
+            skills=masks, n_skills=popcount(masks), home_delivery_km=policy.commute.home_delivery_km,
         )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from matcher.eligibility import KIND_CODES, JobArrays, Pairs, WorkerArrays
+from matcher.eligibility import KIND, KIND_CODES, JobArrays, Pairs, WorkerArrays
 from matcher.skills import popcount
 
 FEATURES: tuple[str, ...] = (
@@ -35,6 +35,11 @@ FEATURES: tuple[str, ...] = (
     "will_migrate",
     "graduate",
     "free_slots",
+    "fallback_eligible",  # disabled or 4050
+    "same_village",       # the job is in the worker's own village
+    "same_town",
+    "functions_lacking",  # functions the job needs that the worker lacks (0 for eligible pairs)
+    "distance_over",      # km beyond the worker's reach (0 for eligible pairs)
     *(f"kind_{k}" for k in KIND_CODES),
 )
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
@@ -84,6 +89,13 @@ def pair_features(W: WorkerArrays, J: JobArrays, p: Pairs, covered: np.ndarray |
     X[:, col["will_migrate"]] = W.will_migrate[w]
     X[:, col["graduate"]] = W.graduate[w]
     X[:, col["free_slots"]] = J.free[j]
+    X[:, col["fallback_eligible"]] = W.fallback[w]
+    X[:, col["same_village"]] = (J.village[j] != "") & (J.village[j] == W.village[w])
+    X[:, col["same_town"]] = (J.town[j] != "") & (J.town[j] == W.town[w])
+    X[:, col["functions_lacking"]] = np.bitwise_count((J.requires[j] & W.lost[w]).astype(np.uint64))
+    with np.errstate(invalid="ignore"):
+        over = np.nan_to_num(p.distance_km, nan=0.0) - np.where(J.kind[j] == KIND["workshop_home"], W.home_delivery_km, W.commute_km[w])
+    X[:, col["distance_over"]] = np.maximum(over, 0.0)
     kind = J.kind[j]
     for i, k in enumerate(KIND_CODES):
         X[:, col[f"kind_{k}"]] = kind == i

@@ -403,7 +403,7 @@ def _fmt_float(v) -> str:
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     v = float(v)
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(round(v, 6))
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
 
 
 def write_table(name: str, df: pd.DataFrame, path: str | Path) -> None:

@@ -176,3 +176,12 @@ def test_chinese_text_round_trips_unchanged():
                     "18,65,light,,10,0,2200,2026-01-05,open\n")
     assert df.at[0, "employer"] == "莒县柳编扶贫车间"
     assert df.at[0, "skills"] == ("柳编", "草编")
+
+
+def test_coordinates_round_trip_with_every_digit(tmp_path):
+    h = f.household(household_id="H1", lat="35.1234567", lon="119.76543219")
+    d = _world_dir(tmp_path, households=[h])
+    world = load_world(d)
+    write_world(world, tmp_path / "again")
+    again = load_world(tmp_path / "again")
+    assert again.households.at[0, "lat"] == 35.1234567 and again.households.at[0, "lon"] == 119.76543219

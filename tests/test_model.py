@@ -1,0 +1,150 @@
+"""Training, the prior scorer, monotonic constraints, artifacts and their manifests."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import factories as f
+from matcher import model as m
+from matcher.errors import ModelError
+from matcher.features import FEATURE_INDEX, FEATURES
+from matcher.policy import load_policy
+
+POLICY = load_policy()
+
+
+def test_trained_model_beats_both_baselines_on_later_referrals(trained_model_dir):
+    manifest = m.read_manifest(m.production_path(trained_model_dir))
+    hold = manifest["metrics"]["holdout"]
+    assert manifest["kind"] == "learned"
+    for baseline in ("nearest_first", "skill_overlap"):
+        assert hold["model"]["auc"] > hold[baseline]["auc"]
+    assert hold["model"]["auc"] > 0.6
+    assert manifest["metrics"]["data"]["n_test"] > 0
+
+
+def test_manifest_holds_what_spec_section_6_lists(trained_model_dir):
+    path = m.production_path(trained_model_dir)
+    manifest = json.loads(path.read_text())
+    for key in ("version", "created", "libraries", "features", "training_data_sha256", "metrics", "artifact_sha256"):
+        assert manifest[key]
+    assert manifest["features"] == list(FEATURES)
+    assert manifest["libraries"]["scikit-learn"]
+    model, _ = m.load(path)
+    assert model.version == manifest["version"]
+
+
+def test_probabilities_are_calibrated_and_bounded(trained_model_dir, small_world):
+    model, _ = m.load(m.production_path(trained_model_dir))
+    ts = m.training_set(small_world, POLICY)
+    p = model.score(ts.X)
+    assert ((p >= 0) & (p <= 1)).all()
+    # Calibrated on average: predicted and observed hire rates agree within a few points.
+    assert abs(p.mean() - ts.hired.mean()) < 0.05
+
+
+@pytest.mark.parametrize("feature,direction", [("distance_km", -1), ("skill_coverage", 1)])
+def test_nearer_job_or_better_skill_match_never_scores_lower(trained_model_dir, small_world, feature, direction):
+    model, _ = m.load(m.production_path(trained_model_dir))
+    X = m.training_set(small_world, POLICY).X[:400].copy()
+    X = X[np.isfinite(X[:, FEATURE_INDEX["distance_km"]])]
+    grid = np.linspace(0, 15, 16) if feature == "distance_km" else np.linspace(0, 1, 11)
+    scores = []
+    for v in grid:
+        Xv = X.copy()
+        Xv[:, FEATURE_INDEX[feature]] = v
+        scores.append(model.score(Xv))
+    steps = np.diff(np.array(scores), axis=0) * direction
+    assert (steps >= -1e-12).all()
+
+
+def test_prior_scorer_is_used_without_history_and_says_so(tmp_path):
+    world = f.world([f.household(household_id="H1")], [f.worker("H1", worker_id="W1")], [f.job(job_id="J1")])
+    fitted, metrics = m.fit(world, POLICY)
+    assert fitted.kind == "prior"
+    assert "at least 200" in metrics["data"]["why_prior"]
+    path = m.save(fitted, tmp_path, metrics=metrics, data_sha256=m.data_hash(world))
+    assert json.loads(path.with_suffix(".json").read_text())["kind"] == "prior"
+    loaded, _ = m.load(path)
+    assert 0 < loaded.score(np.zeros((1, len(FEATURES))))[0] < 1
+
+
+def test_tampered_artifact_is_refused(trained_model_dir, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(trained_model_dir, d)
+    path = m.production_path(d)
+    artifact = path.with_suffix(".joblib")
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="SHA-256"):
+        m.load(path)
+
+
+def test_artifact_from_other_library_versions_is_refused(trained_model_dir, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(trained_model_dir, d)
+    path = m.production_path(d)
+    manifest = json.loads(path.read_text())
+    manifest["libraries"]["scikit-learn"] = "0.24.2"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="scikit-learn 0.24.2"):
+        m.load(path)
+
+
+def test_missing_or_corrupt_manifest_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        m.load(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        m.load(tmp_path / "bad.json")
+
+
+def test_production_pointer_wins_over_the_newest_manifest(trained_model_dir, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(trained_model_dir, d)
+    first = m.production_path(d)
+    newer = d / "29990101T000000000000Z-learned-deadbeef.json"
+    shutil.copy(first, newer)
+    assert m.production_path(d) == newer
+    m.set_production(d, first)
+    assert m.production_path(d) == first
+
+
+def test_train_command_prints_the_artifact_path_last(small_world_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "matcher", "train", str(small_world_dir), "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last.endswith(".joblib") and (tmp_path / last.split("/")[-1]).exists()
+    metrics = json.loads(out.stdout[out.stdout.index("{"): out.stdout.rindex("}") + 1])
+    assert metrics["holdout"]["model"]["auc"] > 0.5
+
+
+def test_train_on_a_missing_folder_fails_with_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "matcher", "train", str(tmp_path / "nope")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert len(out.stderr.strip().splitlines()) == 1 and "nope" in out.stderr
+
+
+def test_recommend_command_writes_spec_columns(small_world_dir, trained_model_dir, tmp_path):
+    out_csv = tmp_path / "recs.csv"
+    model = m.production_path(trained_model_dir)
+    out = subprocess.run([sys.executable, "-m", "matcher", "recommend", str(small_world_dir), "--model", str(model),
+                          "--k", "5", "--out", str(out_csv)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import pandas as pd
+    recs = pd.read_csv(out_csv)
+    assert list(recs.columns) == ["worker_id", "rank", "job_id", "score", "tier", "distance_km", "subsidy_yuan",
+                                  "reasons"]
+    market = recs[recs.tier == "market"]
+    assert market.groupby("worker_id")["rank"].max().max() <= 5
+    assert ((recs.score >= 0) & (recs.score <= 1)).all()
+    # Ranks within a worker's market list follow the score.
+    for _, g in market.groupby("worker_id"):
+        assert (np.diff(g.sort_values("rank")["score"].to_numpy()) <= 1e-9).all()
