@@ -42,7 +42,11 @@ def _row(mapping, list_columns=LIST_COLUMNS) -> dict:
 # -- versions ------------------------------------------------------------------------------------
 
 def jobs_version(engine: Engine) -> tuple:
-    """A cheap fingerprint that changes whenever a job is added, changed, filled or closed."""
+    """A cheap fingerprint that changes whenever a job is added, changed, filled or closed.
+
+    Rows are only ever added, and every change raises the job's ``revision``, so the count and
+    the sum of revisions only grow: any write changes the fingerprint.
+    """
     with engine.connect() as conn:
         return _jobs_version(conn)
 
@@ -50,12 +54,11 @@ def jobs_version(engine: Engine) -> tuple:
 def _jobs_version(conn: Connection) -> tuple:
     row = conn.execute(sa.select(
         sa.func.count(),
+        sa.func.coalesce(sa.func.sum(jobs.c.revision), 0),
         sa.func.coalesce(sa.func.sum(jobs.c.filled), 0),
-        sa.func.coalesce(sa.func.sum(jobs.c.slots), 0),
         sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", 1), else_=0)), 0),
-        sa.func.max(jobs.c.created_at),
     )).one()
-    return tuple(row)
+    return tuple(int(v) for v in row)
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -108,7 +111,7 @@ def update_job(engine: Engine, job_id: str, values: dict, *, expect_owner: str |
         conds = [jobs.c.job_id == job_id]
         if "slots" in values:
             conds.append(jobs.c.filled <= values["slots"])
-        n = conn.execute(sa.update(jobs).where(*conds).values(**values)).rowcount
+        n = conn.execute(sa.update(jobs).where(*conds).values(**values, revision=jobs.c.revision + 1)).rowcount
         if n == 1:
             return "ok"
         exists = conn.execute(sa.select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first()
@@ -242,7 +245,7 @@ def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
         taken = conn.execute(sa.update(jobs)
                              .where(jobs.c.job_id == ref.job_id, jobs.c.filled < jobs.c.slots,
                                     jobs.c.status == "open")
-                             .values(filled=jobs.c.filled + 1)).rowcount
+                             .values(filled=jobs.c.filled + 1, revision=jobs.c.revision + 1)).rowcount
         if taken != 1:
             raise _JobFull()
         conn.execute(sa.update(workers).where(workers.c.worker_id == ref.worker_id).values(employed=True))
