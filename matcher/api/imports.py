@@ -26,6 +26,10 @@ def _import(table: str, data: bytes) -> dict:
         result = import_world(runtime().engine, {table: frame})
     except SchemaError as exc:
         raise APIError(422, "invalid_data", str(exc), exc.column) from None
+    except (ValueError, OverflowError) as exc:
+        # e.g. a date pandas cannot hold (before 1677 or after 2262): still the file's fault.
+        raise APIError(422, "invalid_data", f"{FILES[table]}: a value is out of range "
+                                            f"({type(exc).__name__})") from None
     audit(f"import.{table}", table, None, 200)
     return {"table": table, "inserted": result.inserted.get(table, 0), "unchanged": result.unchanged.get(table, 0)}
 

@@ -121,7 +121,8 @@ class JobFields(_In):
                                       description="functions the work needs")
     slots: int = Field(ge=1, le=1_000_000)
     monthly_wage: float = Field(ge=0, le=1_000_000, description="yuan")
-    posted_on: dt.date | None = Field(None, description="default: today")
+    posted_on: dt.date | None = Field(None, ge=dt.date(1970, 1, 1), le=dt.date(2200, 12, 31),
+                                      description="default: today")
 
 
 class JobIn(JobFields):
@@ -148,7 +149,7 @@ class JobPatch(_In):
     requires: list[Function] | None = Field(None, max_length=4)
     slots: int | None = Field(None, ge=1, le=1_000_000)
     monthly_wage: float | None = Field(None, ge=0, le=1_000_000)
-    posted_on: dt.date | None = None
+    posted_on: dt.date | None = Field(None, ge=dt.date(1970, 1, 1), le=dt.date(2200, 12, 31))
 
 
 class Job(_Out):
