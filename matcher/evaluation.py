@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from matcher import metrics as mx
 from matcher import model as m
@@ -185,12 +184,7 @@ def _scorer_statistics(h: Holdout, s: np.ndarray, k: int, household_k: int, job_
     rows_per_job = np.bincount(job_code, minlength=n_jobs).astype(float)
 
     def auc(w=None):
-        sw = None if w is None else w[job_code].astype(float)
-        pos = y.sum() if sw is None else np.dot(sw, y)
-        neg = (1 - y).sum() if sw is None else np.dot(sw, 1 - y)
-        if pos == 0 or neg == 0:
-            return None
-        return float(roc_auc_score(y, s, sample_weight=sw))
+        return mx.roc_auc(y, s, None if w is None else w[job_code])
 
     def mean_loss(loss):
         per_job = np.bincount(job_code, weights=loss, minlength=n_jobs)
@@ -290,7 +284,7 @@ def _calibration(y: np.ndarray, s: np.ndarray, threshold: float, n_bins: int) ->
     pr = mx.precision_recall(y, s, threshold)
     return {"n": n, "hires": int(y.sum()), "hire_rate": float(y.mean()), "mean_score": float(s.mean()),
             "ece": mx.expected_calibration_error(y, s, n_bins),
-            "auc": float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else None,
+            "auc": mx.roc_auc(y, s),
             "precision": pr["precision"], "recall": pr["recall"],
             "judged": n >= MIN_GROUP_N,
             "curve": mx.calibration_curve(y, s, n_bins).to_dict(orient="records")}
@@ -511,10 +505,10 @@ def gate_numbers(h: Holdout, policy: Policy) -> dict:
     for attr in GROUPS:
         for name, c in cal[attr].items():
             ece[name] = (c.get("ece"), c["n"])
-    return {"auc": float(roc_auc_score(h.y, h.scores["model"])),
+    return {"auc": mx.roc_auc(h.y, h.scores["model"]),
             "precision_at_5": mx.precision_at_k(h.y, h.scores["model"], h.job_ids, 5),
             "group_ece": ece,
-            "baseline_auc": {b: float(roc_auc_score(h.y, h.scores[b])) for b in BASELINES}}
+            "baseline_auc": {b: mx.roc_auc(h.y, h.scores[b]) for b in BASELINES}}
 
 
 def gate(candidate: dict, production: dict | None, policy: Policy) -> GateResult:

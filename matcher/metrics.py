@@ -120,6 +120,29 @@ def success_at_k(y, scores, groups, k: int = 5, *, return_groups: bool = False):
     return _result(per, return_groups)
 
 
+# -- separation ----------------------------------------------------------------------------
+
+def roc_auc(y, scores, sample_weight=None) -> float | None:
+    """Area under the ROC curve (ties count one half), optionally weighted; None without both classes.
+
+    The chance that a hire scores above a non-hire. A few times faster than scikit-learn's
+    for the many resamples of a bootstrap.
+    """
+    y = np.asarray(y).astype(bool)
+    s = np.asarray(scores, float)
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
+    order = np.argsort(s, kind="mergesort")
+    s, y, w = s[order], y[order], w[order]
+    block = np.cumsum(np.r_[True, s[1:] != s[:-1]]) - 1 if len(s) else np.zeros(0, np.int64)
+    pos = np.bincount(block, weights=w * y)
+    neg = np.bincount(block, weights=w * ~y)
+    P, N = pos.sum(), neg.sum()
+    if P <= 0 or N <= 0:
+        return None
+    below = np.cumsum(neg) - neg
+    return float(np.sum(pos * (below + 0.5 * neg)) / (P * N))
+
+
 # -- calibration ---------------------------------------------------------------------------
 
 def calibration_curve(y, p, n_bins: int = 10) -> pd.DataFrame:

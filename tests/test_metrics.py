@@ -4,11 +4,26 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import ndcg_score
+from sklearn.metrics import ndcg_score, roc_auc_score
 
 from matcher import metrics as mx
 
 LOG2_3 = math.log2(3)
+
+def test_roc_auc_by_hand_with_a_tie():
+    # hires 0.8, 0.5; non-hires 0.5, 0.2: pairs (0.8>0.5, 0.8>0.2, 0.5=0.5 half, 0.5>0.2) -> 3.5 / 4
+    assert mx.roc_auc([1, 1, 0, 0], [0.8, 0.5, 0.5, 0.2]) == pytest.approx(0.875)
+    assert mx.roc_auc([1, 1], [0.3, 0.4]) is None
+
+
+def test_roc_auc_matches_scikit_learn_with_weights_and_ties():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.random(300), 1)
+    w = rng.integers(0, 4, 300)
+    assert mx.roc_auc(y, s) == pytest.approx(roc_auc_score(y, s))
+    assert mx.roc_auc(y, s, w) == pytest.approx(roc_auc_score(y, s, sample_weight=w))
+
 
 # Job A: four referrals, two hired; job B: three, two hired; job C: two (not longer than k=2).
 Y = [1, 0, 1, 0, 1, 1, 0, 1, 0]
