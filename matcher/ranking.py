@@ -56,7 +56,6 @@ class Scored:
     pairs: Pairs
     score: np.ndarray
     covered: np.ndarray
-    retention: np.ndarray | None
 
 
 class Engine:
@@ -80,15 +79,24 @@ class Engine:
         covered, _ = skill_overlap(self.W, self.J, p)
         X = pair_features(self.W, self.J, p, covered)
         s = self.model.score(X)
-        r = self.model.retention(X)
         welfare = self.J.kind[p.j] == WELFARE
         order = np.lexsort((self.J.ids[p.j].astype(str), -s, welfare, p.w))
-        return Scored(p.take(order), s[order], covered[order], None if r is None else r[order])
+        return Scored(p.take(order), s[order], covered[order])
 
     def subsidy(self, j: np.ndarray) -> np.ndarray:
         return self._subsidy[self.J.kind[j]]
 
     # -- one worker -----------------------------------------------------------------------
+
+    def _items(self, sc: Scored, idx: np.ndarray) -> list[dict]:
+        """Match items for rows of ``sc``; six-month retention is scored for these rows only."""
+        items = [self._item(sc, int(i)) for i in idx]
+        if items and self.model.retain is not None:
+            sub = sc.pairs.take(np.asarray(idx, dtype=np.int64))
+            r = self.model.retention(pair_features(self.W, self.J, sub, sc.covered[idx]))
+            for item, value in zip(items, r):
+                item["retention_6m"] = round(float(value), 4)
+        return items
 
     def _item(self, sc: Scored, i: int) -> dict:
         W, J = self.W, self.J
@@ -107,8 +115,6 @@ class Engine:
             "subsidy_yuan": int(self._subsidy[J.kind[j]]),
             "reasons": self.reasons(w, j, float(d), int(sc.covered[i]), float(sc.score[i])),
         }
-        if sc.retention is not None:
-            item["retention_6m"] = round(float(sc.retention[i]), 4)
         return item
 
     def reasons(self, w: int, j: int, distance: float, covered: int, score: float) -> list[str]:
@@ -171,11 +177,11 @@ class Engine:
         W = self.W
         if not W.available[w]:
             notes.append(self._unavailable_note(w))
-        matches = [self._item(sc, i) for i in market_idx[:k]]
+        matches = self._items(sc, market_idx[:k])
         fallback: list[dict] = []
         needs_fallback = W.available[w] and W.fallback[w] and viable == 0
         if needs_fallback:
-            fallback = [self._item(sc, i) for i in welfare_idx[:k]]
+            fallback = self._items(sc, welfare_idx[:k])
             if not fallback:
                 notes.append(self._no_post_note(w))
             elif not len(market_idx):
