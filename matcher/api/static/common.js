@@ -1,0 +1,259 @@
+/* Shared by both pages: labels, Chinese formatting, the API client, sign-in, place pickers. */
+"use strict";
+
+const M = (() => {
+  const LABELS = JSON.parse(document.getElementById("labels").textContent);
+  const PAGE = document.body.dataset.page;
+  const TOKEN_KEY = "matcher.token." + PAGE;
+
+  // -- building the DOM ---------------------------------------------------------------------------
+
+  /** el("p", {class: "x"}, "text", child): attributes set as attributes, children appended as text or nodes. */
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+      else if (v === true) node.setAttribute(k, "");
+      else node.setAttribute(k, String(v));
+    }
+    append(node, children);
+    return node;
+  }
+
+  function append(node, children) {
+    for (const c of children.flat(Infinity)) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function clear(node) {
+    while (node.firstChild) node.removeChild(node.firstChild);
+    return node;
+  }
+
+  // -- Chinese conventions: 2,500元, 2026年11月29日, 3.2公里 -------------------------------------------
+
+  function num(n, digits = 0) {
+    if (n === null || n === undefined || Number.isNaN(Number(n))) return "—";
+    const fixed = Number(n).toFixed(digits);
+    const [int, frac] = fixed.split(".");
+    const sign = int.startsWith("-") ? "-" : "";
+    const grouped = int.replace("-", "").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return sign + grouped + (frac ? "." + frac : "");
+  }
+  const yuan = (n) => (n === null || n === undefined ? "—" : num(Math.round(n)) + "元");
+  const km = (d) => (d === null || d === undefined ? "—" : num(d, 1) + "公里");
+  const pct = (p) => (p === null || p === undefined ? "—" : Math.round(p * 100) + "%");
+
+  function date(iso) {
+    if (!iso) return "—";
+    const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso);
+    return m ? `${Number(m[1])}年${Number(m[2])}月${Number(m[3])}日` : iso;
+  }
+
+  const label = (group, value) => (LABELS[group] && LABELS[group][value]) || value || "—";
+
+  // -- the API ------------------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const e = (body && body.error) || {};
+      super(e.message || "HTTP " + status);
+      this.status = status;
+      this.code = e.code || null;
+      this.field = e.field || null;
+    }
+  }
+
+  const token = () => sessionStorage.getItem(TOKEN_KEY);
+
+  async function api(method, path, body) {
+    const headers = { Accept: "application/json", Authorization: "Bearer " + token() };
+    const init = { method, headers, cache: "no-store" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let resp;
+    try {
+      resp = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, { error: { message: "network" } });
+    }
+    const data = await resp.json().catch(() => null);
+    if (!resp.ok) {
+      const err = new ApiError(resp.status, data);
+      if (resp.status === 401) signOut("令牌无效、已过期或已被停用，请重新登录。");
+      throw err;
+    }
+    return data;
+  }
+
+  /** A sentence a user can act on, for an API error. */
+  function explain(err, what) {
+    const s = err.status;
+    if (s === 0) return "网络连接失败，请检查网络后重试。";
+    if (s === 401) return "登录已失效，请重新输入令牌。";
+    if (s === 403) return "您的账号没有权限进行此操作。";
+    if (s === 404) return (what || "记录") + "不存在，或不在您的管辖范围内。";
+    if (s === 409) return conflictText(err);
+    if (s === 413) return "提交的内容太大。";
+    if (s === 422) return "填写的内容不符合要求，请检查后重试。";
+    if (s === 429) return "操作过于频繁，请稍等一分钟再试。";
+    if (s === 503) return "服务暂时不可用（模型未加载或数据库连接中断），请稍后再试。";
+    return "系统出错了，请稍后再试。";
+  }
+
+  function conflictText(err) {
+    const m = err.message || "";
+    if (/full|closed|no free position/.test(m)) return "该岗位已招满或已关闭。";
+    if (/already recorded/.test(m)) return "该推荐的结果已经登记过了。";
+    if (/employed already/.test(m)) return "该成员已经就业。";
+    if (/exists already/.test(m)) return "编号已被使用，请换一个。";
+    return "操作与当前数据冲突，请刷新后重试。";
+  }
+
+  // -- feedback -----------------------------------------------------------------------------------
+
+  let toastTimer = null;
+  function toast(text) {
+    const t = document.getElementById("toast");
+    t.textContent = text;
+    t.classList.add("shown");
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => t.classList.remove("shown"), 6000);
+  }
+
+  function busy(button, on) {
+    if (!button) return;
+    button.disabled = on;
+    button.setAttribute("aria-busy", on ? "true" : "false");
+  }
+
+  // -- sign-in ------------------------------------------------------------------------------------
+
+  let onReady = null;
+  let me = null;
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    me = null;
+    document.getElementById("app").hidden = true;
+    document.getElementById("who").hidden = true;
+    document.getElementById("signin").hidden = false;
+    const err = document.getElementById("token-error");
+    err.textContent = message || "";
+    document.getElementById("token").value = "";
+  }
+
+  async function start(allowedRoles, ready) {
+    onReady = ready;
+    document.getElementById("sign-out").addEventListener("click", () => {
+      signOut("");
+      document.getElementById("token").focus();
+    });
+    document.getElementById("signin-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const input = document.getElementById("token");
+      const err = document.getElementById("token-error");
+      const value = input.value.trim();
+      if (!value) {
+        err.textContent = "请输入访问令牌。";
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        return;
+      }
+      sessionStorage.setItem(TOKEN_KEY, value);
+      await enter(allowedRoles, true);
+    });
+    if (token()) await enter(allowedRoles, false);
+  }
+
+  async function enter(allowedRoles, typed) {
+    const input = document.getElementById("token");
+    const err = document.getElementById("token-error");
+    try {
+      me = await api("GET", "/api/v1/me");
+    } catch (e) {
+      if (e.status !== 401) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        err.textContent = explain(e);
+      } else {
+        err.textContent = "令牌无效、已过期或已被停用，请检查后重新输入。";
+      }
+      input.setAttribute("aria-invalid", "true");
+      if (typed) input.focus();
+      return;
+    }
+    if (!allowedRoles.includes(me.role)) {
+      signOut(`此令牌属于“${label("role", me.role)}”，不能使用本页面。`);
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    input.removeAttribute("aria-invalid");
+    err.textContent = "";
+    document.getElementById("signin").hidden = true;
+    document.getElementById("app").hidden = false;
+    const who = document.getElementById("who");
+    document.getElementById("who-text").textContent =
+      `已登录：${me.name}（${label("role", me.role)}${me.county_name ? "，" + me.county_name : ""}）`;
+    who.hidden = false;
+    if (onReady) await onReady(me);
+    if (typed) document.getElementById("main").focus();
+  }
+
+  // -- places -------------------------------------------------------------------------------------
+
+  let divisionsPromise = null;
+  function divisions() {
+    if (!divisionsPromise) {
+      divisionsPromise = fetch("/divisions.json").then((r) => r.json()).then((d) => {
+        const names = {};
+        const points = {};
+        for (const [code, name, lat, lon] of d.counties) { names[code] = name; points[code] = [lat, lon]; }
+        for (const [code, name, , lat, lon] of d.towns) { names[code] = name; points[code] = [lat, lon]; }
+        for (const [code, name, , lat, lon] of d.villages) { names[code] = name; points[code] = [lat, lon]; }
+        return Object.assign(d, { names, points });
+      }).catch(() => ({ counties: [], towns: [], villages: [], names: {}, points: {} }));
+    }
+    return divisionsPromise;
+  }
+
+  function fillSelect(select, rows, emptyText) {
+    clear(select);
+    select.append(el("option", { value: "" }, emptyText));
+    for (const [code, name] of rows) select.append(el("option", { value: code }, name));
+  }
+
+  /** Cascading county -> town -> village selects; onPick(code) when a town or village is chosen. */
+  async function placePickers({ county, town, village, fixedCounty, onPick, anyText }) {
+    const d = await divisions();
+    const any = anyText || { county: "请选择区县", town: "请选择乡镇（街道）", village: "全部村（社区）" };
+    const towns = () => d.towns.filter((t) => t[2] === (fixedCounty || (county && county.value)));
+    const villages = () => d.villages.filter((v) => v[2] === town.value);
+    if (county && !fixedCounty) {
+      fillSelect(county, d.counties, any.county);
+      county.onchange = () => {
+        fillSelect(town, towns(), any.town);
+        fillSelect(village, [], any.village);
+        if (onPick) onPick(county.value);
+      };
+    }
+    fillSelect(town, towns(), any.town);
+    fillSelect(village, [], any.village);
+    // Properties, not listeners: signing in again (another county) rewires instead of adding.
+    town.onchange = () => {
+      fillSelect(village, villages(), any.village);
+      if (onPick) onPick(town.value);
+    };
+    village.onchange = () => { if (onPick) onPick(village.value || town.value); };
+    return d;
+  }
+
+  return { LABELS, el, append, clear, num, yuan, km, pct, date, label, api, ApiError, explain, toast, busy,
+           start, signOut, divisions, placePickers, me: () => me };
+})();

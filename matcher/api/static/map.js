@@ -1,0 +1,73 @@
+/* A small SVG map of a household, its village centre and its matched jobs, drawn from coordinates
+   (no tiles, no network): distances are to scale on a local flat projection, north is up. */
+"use strict";
+
+const MatchMap = (() => {
+  const NS = "http://www.w3.org/2000/svg";
+  const SIZE = 320;
+  const KM_LAT = 110.574;
+  const KM_LON = 111.32;
+
+  function s(tag, attrs, ...children) {
+    const node = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+    for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return node;
+  }
+
+  function niceStep(radiusKm) {
+    for (const step of [0.5, 1, 2, 5, 10, 20, 50, 100, 200]) if (radiusKm / step <= 3.2) return step;
+    return 500;
+  }
+
+  /**
+   * home: {lat, lon}; village: {lat, lon} or null; jobs: [{n, lat, lon, tier, title}] (numbered).
+   * Returns an <svg> with a title and a description; the caller adds the text list beside it.
+   */
+  function draw({ home, village, jobs, titleId, descId, title, desc }) {
+    const cos = Math.cos((home.lat * Math.PI) / 180);
+    const project = (p) => [(p.lon - home.lon) * KM_LON * cos, (p.lat - home.lat) * KM_LAT];
+    const placed = jobs.filter((j) => j.lat !== null && j.lat !== undefined && j.lon !== null && j.lon !== undefined);
+    const pts = placed.map(project);
+    if (village) pts.push(project(village));
+    const far = Math.max(1.5, ...pts.map(([x, y]) => Math.max(Math.abs(x), Math.abs(y))));
+    const radius = far * 1.18;
+    const scale = (SIZE / 2 - 14) / radius;
+    const toPx = ([x, y]) => [SIZE / 2 + x * scale, SIZE / 2 - y * scale];
+
+    const svg = s("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, role: "img", "aria-labelledby": `${titleId} ${descId}`,
+                           class: "match-map", focusable: "false" });
+    svg.append(s("title", { id: titleId }, title), s("desc", { id: descId }, desc));
+    svg.append(s("rect", { x: 0, y: 0, width: SIZE, height: SIZE, class: "map-bg" }));
+
+    const step = niceStep(radius);
+    for (let r = step; r <= radius * 1.42; r += step) {
+      svg.append(s("circle", { cx: SIZE / 2, cy: SIZE / 2, r: r * scale, class: "map-ring" }));
+      const ly = SIZE / 2 - r * scale;
+      if (ly > 12) svg.append(s("text", { x: SIZE / 2 + 3, y: ly - 3, class: "map-ring-label" }, M.num(r, step < 1 ? 1 : 0) + "公里"));
+    }
+    // Scale bar and north.
+    const bar = step * scale;
+    svg.append(s("line", { x1: 12, y1: SIZE - 14, x2: 12 + bar, y2: SIZE - 14, class: "map-scale" }));
+    svg.append(s("text", { x: 12, y: SIZE - 20, class: "map-ring-label" }, M.num(step, step < 1 ? 1 : 0) + "公里"));
+    svg.append(s("text", { x: SIZE - 16, y: 20, class: "map-north", "text-anchor": "middle" }, "北"));
+    svg.append(s("path", { d: `M ${SIZE - 16} 24 l -5 10 l 5 -3 l 5 3 z`, class: "map-north-arrow" }));
+
+    if (village) {
+      const [vx, vy] = toPx(project(village));
+      svg.append(s("path", { d: `M ${vx} ${vy - 8} l 7 12 l -14 0 z`, class: "map-village" }));
+    }
+    for (const j of placed) {
+      const [x, y] = toPx(project(j));
+      const g = s("g", { class: "map-job " + (j.tier === "public_welfare" ? "welfare" : "market") });
+      g.append(s("circle", { cx: x, cy: y, r: 10 }));
+      g.append(s("text", { x, y: y + 4, "text-anchor": "middle" }, j.n));
+      svg.append(g);
+    }
+    const [hx, hy] = [SIZE / 2, SIZE / 2];
+    svg.append(s("path", { d: `M ${hx - 8} ${hy + 7} v -9 l 8 -7 l 8 7 v 9 z`, class: "map-home" }));
+    return svg;
+  }
+
+  return { draw };
+})();
