@@ -95,7 +95,9 @@ def build_pipeline(policy: Policy, random_state: int = 0) -> Pipeline:
 
     Small trees, many of them, strongly regularised: most of what decides a hire (a
     worker's motivation, a job's appeal) is not observed, and deeper trees overfit the
-    rest (chosen on generated worlds of 1,500 and 6,800 households, later referrals held out).
+    rest. Chosen on generated worlds of 1,500 and 6,800 households, later referrals held
+    out: 100 trees at rate 0.15 score as well as 300 at 0.05 (AUC 0.709/0.703 against
+    0.703/0.703) and a household is scored three times faster.
 
     Monotonic constraints come from the policy; isotonic calibration is monotone too,
     so the constraints hold for the calibrated probability.
@@ -105,10 +107,68 @@ def build_pipeline(policy: Policy, random_state: int = 0) -> Pipeline:
         raise ModelError(f"policy model.monotonic names unknown features: {sorted(unknown)}")
     cst = [policy.model.monotonic.get(name, 0) for name in FEATURES]
     hgb = HistGradientBoostingClassifier(
-        learning_rate=0.05, max_iter=300, max_leaf_nodes=7, min_samples_leaf=80,
+        learning_rate=0.15, max_iter=100, max_leaf_nodes=7, min_samples_leaf=80,
         l2_regularization=3.0, monotonic_cst=cst, early_stopping=False, random_state=random_state)
     calibrated = CalibratedClassifierCV(hgb, method="isotonic", cv=3, ensemble=False)
     return Pipeline([("clip", QuantileClipper()), ("classifier", calibrated)])
+
+
+class FastPipeline:
+    """The fitted QuantileClipper -> HistGradientBoosting -> isotonic pipeline, evaluated
+    without scikit-learn's per-call input checks.
+
+    One household's pairs are a few hundred rows; for them the wrappers' validation
+    (array checks, label encoders) cost more than the trees. This calls the same fitted
+    tree predictors and the same isotonic thresholds directly. It is built only when
+    the pipeline has exactly the expected shape, and kept only if it reproduces the
+    pipeline's probabilities on a probe matrix (to 1e-9); otherwise the pipeline itself
+    is used.
+    """
+
+    def __init__(self, pipeline: Pipeline):
+        clip = pipeline.named_steps["clip"]
+        calibrated = pipeline.named_steps["classifier"]
+        (cc,) = calibrated.calibrated_classifiers_
+        (iso,) = cc.calibrators
+        hgb = cc.estimator
+        if cc.method != "isotonic" or hgb.n_trees_per_iteration_ != 1 or list(calibrated.classes_) != [0, 1]:
+            raise TypeError("not a binary isotonic-calibrated boosting pipeline")
+        self.lower, self.upper = clip.lower_, clip.upper_
+        self.baseline = float(np.ravel(hgb._baseline_prediction)[0])
+        self.trees = [it[0] for it in hgb._predictors]
+        self.bitsets, self.f_idx_map = hgb._bin_mapper.make_known_categories_bitsets()
+        self.x_min, self.x_max = float(iso.X_min_), float(iso.X_max_)
+        self.x_thr, self.y_thr = np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        X = np.clip(np.asarray(X, dtype=np.float64), self.lower, self.upper)
+        raw = np.full(len(X), self.baseline)
+        for tree in self.trees:
+            raw += tree.predict(X, self.bitsets, self.f_idx_map, 1)
+        p = np.interp(np.clip(raw, self.x_min, self.x_max), self.x_thr, self.y_thr)
+        return np.column_stack([1.0 - p, p])
+
+    @classmethod
+    def verified(cls, pipeline, probe: np.ndarray):
+        try:
+            fast = cls(pipeline)
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return None
+        if not np.allclose(fast.predict_proba(probe), pipeline.predict_proba(probe), rtol=0, atol=1e-9):
+            return None
+        return fast
+
+
+def probe_matrix(n: int = 512, seed: int = 0) -> np.ndarray:
+    """Feature rows spanning plausible ranges (with missing distances), to check a fast path."""
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([rng.uniform(0, 30, n)] + [rng.integers(0, 6, n).astype(float)
+                                                      for _ in range(len(FEATURES) - 1)])
+    X[:, FEATURE_INDEX["skill_coverage"]] = rng.uniform(0, 1, n)
+    X[:, FEATURE_INDEX["monthly_wage"]] = rng.uniform(400, 8000, n)
+    X[:, FEATURE_INDEX["age"]] = rng.integers(16, 65, n)
+    X[rng.random(n) < 0.1, FEATURE_INDEX["distance_km"]] = np.nan
+    return X
 
 
 @dataclass
@@ -122,17 +182,37 @@ class MatchModel:
     version: str = ""
     info: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self._fast = {}
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_fast", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._fast = {}
+
+    def _scorer(self, name: str):
+        """The verified fast path of a fitted pipeline, else the scorer itself."""
+        est = getattr(self, name)
+        if name not in self._fast:
+            fast = FastPipeline.verified(est, probe_matrix()) if isinstance(est, Pipeline) else None
+            self._fast[name] = fast or est
+        return self._fast[name]
+
     def score(self, X: np.ndarray) -> np.ndarray:
         if len(X) == 0:
             return np.zeros(0)
         with _one_thread():
-            return self.hire.predict_proba(X)[:, 1]
+            return self._scorer("hire").predict_proba(X)[:, 1]
 
     def retention(self, X: np.ndarray) -> np.ndarray | None:
         if self.retain is None or len(X) == 0:
             return None
         with _one_thread():
-            return self.retain.predict_proba(X)[:, 1]
+            return self._scorer("retain").predict_proba(X)[:, 1]
 
 
 @lru_cache(maxsize=1)
@@ -145,8 +225,13 @@ def _one_thread():
     """Scoring runs on one thread. For one household's pairs, waking an OpenMP team costs
     more than it saves; on a busy 2-core machine spinning threads made a household's p99
     730 ms against 26 ms, and scoring the whole city 9 s against 2.4 s. The service gets
-    its parallelism from several worker processes instead."""
-    return _controller().limit(limits=1)
+    its parallelism from several worker processes instead. Input validation is skipped
+    (matcher builds the matrix itself), which halves the cost of a small call."""
+    from contextlib import ExitStack
+    stack = ExitStack()
+    stack.enter_context(_controller().limit(limits=1))
+    stack.enter_context(sklearn.config_context(assume_finite=True, skip_parameter_validation=True))
+    return stack
 
 
 def prior_model() -> MatchModel:

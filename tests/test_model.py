@@ -148,3 +148,24 @@ def test_recommend_command_writes_spec_columns(small_world_dir, trained_model_di
     # Ranks within a worker's market list follow the score.
     for _, g in market.groupby("worker_id"):
         assert (np.diff(g.sort_values("rank")["score"].to_numpy()) <= 1e-9).all()
+
+
+def test_fast_path_gives_the_pipelines_own_probabilities(trained_model_dir, small_world):
+    model, _ = m.load(m.production_path(trained_model_dir))
+    assert isinstance(model._scorer("hire"), m.FastPipeline)
+    X = m.training_set(small_world, POLICY).X
+    np.testing.assert_allclose(model.score(X), model.hire.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    if model.retain is not None:
+        np.testing.assert_allclose(model.retention(X), model.retain.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+
+
+def test_fast_path_is_refused_for_an_unexpected_pipeline():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    X = np.nan_to_num(m.probe_matrix(200))
+    y = (X[:, 1] > 0.5).astype(int)
+    pipe = Pipeline([("clip", m.QuantileClipper()), ("classifier", LogisticRegression(max_iter=500))]).fit(X, y)
+    assert m.FastPipeline.verified(pipe, X) is None
+    model = m.MatchModel(hire=pipe)
+    assert model._scorer("hire") is pipe
+    np.testing.assert_allclose(model.score(X), pipe.predict_proba(X)[:, 1])
