@@ -169,3 +169,16 @@ def test_fast_path_is_refused_for_an_unexpected_pipeline():
     model = m.MatchModel(hire=pipe)
     assert model._scorer("hire") is pipe
     np.testing.assert_allclose(model.score(X), pipe.predict_proba(X)[:, 1])
+
+
+@pytest.mark.slow
+def test_on_the_default_world_the_model_beats_the_baselines_on_auc_and_precision_at_5(tmp_path_factory):
+    from matcher.generate import generate_world
+    from matcher.schema import load_world
+    d = tmp_path_factory.mktemp("default_world")
+    generate_world(d, seed=0)
+    _, metrics = m.fit(load_world(d), POLICY)
+    hold = metrics["holdout"]
+    for baseline in ("nearest_first", "skill_overlap"):
+        assert hold["model"]["auc"] > hold[baseline]["auc"]
+        assert hold["model"]["precision_at_5"] > hold[baseline]["precision_at_5"]
