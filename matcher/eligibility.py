@@ -155,6 +155,8 @@ class JobArrays:
     skill_index: SkillIndex
     index: JobIndex
     words: int
+    title: np.ndarray
+    employer: np.ndarray
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -178,6 +180,7 @@ class JobArrays:
             wage=j["monthly_wage"].to_numpy(float),
             skills=masks, n_required=popcount(masks), skill_index=skill_index,
             index=JobIndex(np.where(j["kind"] == "out_of_county", np.nan, lat), lon), words=masks.shape[1],
+            title=j["title"].to_numpy(object), employer=j["employer"].to_numpy(object),
         )
 
 

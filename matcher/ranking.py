@@ -89,14 +89,19 @@ class Engine:
     # -- one worker -----------------------------------------------------------------------
 
     def _items(self, sc: Scored, idx: np.ndarray) -> list[dict]:
-        """Match items for rows of ``sc``; six-month retention is scored for these rows only."""
-        items = [self._item(sc, int(i)) for i in idx]
-        if items and self.model.retain is not None:
-            sub = sc.pairs.take(np.asarray(idx, dtype=np.int64))
-            r = self.model.retention(pair_features(self.W, self.J, sub, sc.covered[idx]))
-            for item, value in zip(items, r):
-                item["retention_6m"] = round(float(value), 4)
-        return items
+        return [self._item(sc, int(i)) for i in idx]
+
+    def _add_retention(self, sc: Scored, members: list[dict]) -> None:
+        """Six-month retention for the items shown, in one call, never for every candidate pair."""
+        if self.model.retain is None:
+            return
+        items = [it for m in members for key in ("matches", "fallback") for it in m[key]]
+        if not items:
+            return
+        idx = np.array([it.pop("_row") for it in items], dtype=np.int64)
+        r = self.model.retention(pair_features(self.W, self.J, sc.pairs.take(idx), sc.covered[idx]))
+        for item, value in zip(items, r):
+            item["retention_6m"] = round(float(value), 4)
 
     def _item(self, sc: Scored, i: int) -> dict:
         W, J = self.W, self.J
@@ -105,8 +110,8 @@ class Engine:
         kind = KIND_CODES[J.kind[j]]
         item = {
             "job_id": str(J.ids[j]),
-            "title": str(J.frame.at[j, "title"]),
-            "employer": str(J.frame.at[j, "employer"]),
+            "title": str(J.title[j]),
+            "employer": str(J.employer[j]),
             "kind": kind,
             "tier": "public_welfare" if kind == "public_welfare" else "market",
             "score": round(float(sc.score[i]), 4),
@@ -115,6 +120,8 @@ class Engine:
             "subsidy_yuan": int(self._subsidy[J.kind[j]]),
             "reasons": self.reasons(w, j, float(d), int(sc.covered[i]), float(sc.score[i])),
         }
+        if self.model.retain is not None:
+            item["_row"] = i
         return item
 
     def reasons(self, w: int, j: int, distance: float, covered: int, score: float) -> list[str]:
@@ -163,10 +170,16 @@ class Engine:
         ends = np.r_[starts[1:], len(w)]
         return {int(w[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
 
-    def worker_matches(self, worker_id: str, k: int = 10, *, scored: Scored | None = None) -> dict:
+    def worker_matches(self, worker_id: str, k: int = 10) -> dict:
         """Ranked market jobs, fallback posts, training suggestions and notes for one worker."""
         w = self._row[worker_id]
-        sc = scored or self.score(np.array([w]))
+        sc = self.score(np.array([w]))
+        out = self._member(w, sc, k)
+        self._add_retention(sc, [out])
+        return out
+
+    def _member(self, w: int, sc: Scored, k: int) -> dict:
+        worker_id = str(self.W.ids[w])
         a, b = self._slices(sc).get(w, (0, 0))
         welfare = self.J.kind[sc.pairs.j[a:b]] == WELFARE
         market_idx = np.arange(a, b)[~welfare]
@@ -252,7 +265,8 @@ class Engine:
         members who want a business get the entrepreneurship route instead of jobs."""
         rows = np.flatnonzero(self.W.household == household_id)
         sc = self.score(rows)
-        members = [self.worker_matches(str(self.W.ids[w]), k, scored=sc) for w in rows]
+        members = [self._member(int(w), sc, k) for w in rows]
+        self._add_retention(sc, members)
         plan = self.plan(rows, members)
         return {"household_id": household_id, "plan": plan, "members": members}
 
