@@ -162,7 +162,8 @@ def make_api(db_url, tmp_path, models_dir, world=None, **config):
     }
     engine.dispose()
     test_config = {"TESTING": True, "DATABASE_URL": db_url, "MODELS_DIR": str(models_dir), "MODEL_PATH": None,
-                   "INSTANCE_DIR": str(tmp_path / "instance"), "REDIS_URL": None, "RATE_LIMIT_PER_MINUTE": 10_000}
+                   "INSTANCE_DIR": str(tmp_path / "instance"), "REDIS_URL": None, "RATE_LIMIT_PER_MINUTE": 10_000,
+                   "AUDIT_FLUSH_SECONDS": 0}
     test_config.update(config)
     app = create_app(test_config)
     return Api(app, tokens)

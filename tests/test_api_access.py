@@ -289,3 +289,15 @@ def test_application_log_holds_no_personal_data(api, caplog):
     assert "/api/v1/households/<household_id>/matches 200" in text
     for secret in ("H-A", "W-A1", "W-OUT1", "vol-donggang", api.tokens["volunteer"]):
         assert secret not in text
+
+
+def test_batched_audit_entries_keep_their_time_and_are_all_written(tmp_path, prior_model_dir):
+    api = make_api(f"sqlite:///{tmp_path / 'b.db'}", tmp_path, prior_model_dir, AUDIT_FLUSH_SECONDS=30)
+    start = dt.datetime.now(dt.timezone.utc)
+    for _ in range(3):
+        assert api.get("/api/v1/households/H-A/matches", as_="volunteer").status_code == 200
+    assert _audit(api) == []          # not yet: the batch waits for its flush
+    api.app.extensions["matcher"].audit.flush()
+    entries = _audit(api)
+    assert [e["action"] for e in entries] == ["household.matches"] * 3
+    assert all(start - dt.timedelta(seconds=1) <= e["at"] <= start + dt.timedelta(seconds=10) for e in entries)

@@ -12,7 +12,10 @@ import logging
 import time
 from pathlib import Path
 
+import datetime as dt
+
 from flask import Flask, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from matcher.config import load_settings
 
@@ -34,7 +37,24 @@ def _settings_config() -> dict:
         "MAX_CSV_BYTES": s.max_csv_bytes,
         "LOG_LEVEL": s.log_level,
         "LOAD_MODEL": True,
+        # Audit entries are written in batches this often (0: before each answer); see runtime.AuditWriter.
+        "AUDIT_FLUSH_SECONDS": 0.25,
+        # Score every eligible pair once per change, in the background; see runtime.make_ranker.
+        "PRECOMPUTE_SCORES": True,
     }
+
+
+class JSONProvider(DefaultJSONProvider):
+    """UTF-8 text as is, keys in the order the schemas give them, dates as ISO 8601."""
+
+    ensure_ascii = False
+    sort_keys = False
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, (dt.date, dt.datetime)):
+            return o.isoformat()
+        return DefaultJSONProvider.default(o)
 
 
 def _logging(level: str) -> None:
@@ -48,14 +68,16 @@ def _logging(level: str) -> None:
 
 def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
+    app.json = JSONProvider(app)
     app.config.from_mapping(_settings_config())
     if test_config:
         app.config.update(test_config)
+    # Answers are checked against their response schema in tests (and when asked); in service the
+    # schemathesis run in the test suite is what keeps them in line, and the check's cost is saved.
+    app.config.setdefault("VALIDATE_RESPONSES", bool(app.config.get("TESTING")))
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     # The hard ceiling; each endpoint gets its own limit (JSON or CSV) before its body is read.
     app.config["MAX_CONTENT_LENGTH"] = max(int(app.config["MAX_JSON_BYTES"]), int(app.config["MAX_CSV_BYTES"]))
-    app.json.ensure_ascii = False
-    app.json.sort_keys = False
     _logging(app.config["LOG_LEVEL"])
 
     @app.before_request

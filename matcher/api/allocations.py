@@ -44,13 +44,9 @@ def post_allocation(body: AllocationIn):
         from matcher import allocation
     except ImportError:
         raise APIError(501, "not_implemented", "city-wide allocation is not available in this build") from None
-    from matcher.ranking import Engine
-    from matcher.store import read_world
     rt = runtime()
     loaded = rt.models.require()
-    world = read_world(rt.engine)
-    engine = Engine.build(world, loaded.model, rt.policy, jobs=rt.jobs.get(rt.engine))
-    plan = allocation.allocate(engine)
+    plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded))
     summary = json.loads(json.dumps(dict(plan.summary, note=body.note), default=_plain))
     rows = plan.rows
     records = [{"household_id": str(r.household_id), "worker_id": str(r.worker_id), "job_id": str(r.job_id),

@@ -154,7 +154,6 @@ def owns(job_owner: str | None) -> bool:
 def audit(action: str, resource_type: str, resource_id: str, status: int = 200) -> None:
     """Record who read or changed whose data; ids only, never the data itself."""
     from matcher.api.runtime import runtime
-    from matcher.store import queries
     tok = getattr(g, "token", None)
-    queries.audit(runtime().engine, actor=tok.name if tok else None, role=tok.role if tok else None,
-                  action=action, resource_type=resource_type, resource_id=resource_id, status=status)
+    runtime().audit.record(actor=tok.name if tok else None, role=tok.role if tok else None, action=action,
+                           resource_type=resource_type, resource_id=resource_id, status=status)

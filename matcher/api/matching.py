@@ -1,69 +1,55 @@
-"""Matches for the service: the engine over the cached job arrays and the asked-for people only.
+"""Matches for the service, from the engine over every job and worker, cached per process.
 
-The expensive part, the prepared jobs, is cached per process and rebuilt when the jobs'
-version in the database changes; the workers are read per request (a household is a few
-rows), so a hire or a new vacancy shows in the very next answer.
+The prepared arrays are rebuilt only when the store's fingerprint changes (a new job, a
+change, a hire, a new worker), so a vacancy posted through any worker process shows in the
+very next answer of every process, and a request costs one cheap query plus the ranking.
+Answers are remembered until the fingerprint or the model changes (a volunteer who opens the
+same household twice costs one ranking).
 """
 
 from __future__ import annotations
-
-import threading
 
 import numpy as np
 
 from matcher.api.errors import not_found
 from matcher.api.runtime import runtime
-from matcher.eligibility import KIND, Pairs, WorkerArrays, eligible_mask
+from matcher.eligibility import KIND, Pairs, eligible_mask
 from matcher.features import pair_features, skill_overlap
 from matcher.geo import haversine_km
-from matcher.ranking import Engine
-from matcher.store import queries
-
-_seekers_lock = threading.Lock()
 
 
-def _household_engine(household_id: str):
+def ranker():
     rt = runtime()
     loaded = rt.models.require()
-    frames = queries.household_frames(rt.engine, household_id)
-    if frames is None:
-        return None, loaded
-    households, workers = frames
-    J = rt.jobs.get(rt.engine)
-    W = WorkerArrays.build(workers, households, rt.policy, J.skill_index, J.words)
-    return Engine(W, J, loaded.model, rt.policy), loaded
+    return rt.world.engine(rt.engine, rt.policy, loaded), loaded
 
 
-def worker_matches(worker_id: str, household_id: str, k: int) -> dict:
-    engine, loaded = _household_engine(household_id)
-    if engine is None or worker_id not in set(engine.W.ids):
+def _remember(key: tuple, compute):
+    rt = runtime()
+    loaded = rt.models.require()
+    return rt.world.remember(rt.engine, rt.policy, loaded, key + (id(loaded.model),),
+                             lambda engine: compute(engine, loaded))
+
+
+def worker_matches(worker_id: str, k: int) -> dict:
+    def compute(engine, loaded):
+        if worker_id not in engine._row:
+            return None
+        out = engine.worker_matches(worker_id, k)
+        return {"worker_id": out["worker_id"], "model_version": loaded.version,
+                **{key: out[key] for key in ("matches", "fallback", "training", "notes")}}
+    out = _remember(("worker", worker_id, k), compute)
+    if out is None:
         raise not_found("worker")
-    out = engine.worker_matches(worker_id, k)
-    return {"worker_id": out["worker_id"], "model_version": loaded.version, **{
-        key: out[key] for key in ("matches", "fallback", "training", "notes")}}
+    return out
 
 
 def household_matches(household_id: str, k: int) -> dict:
-    engine, loaded = _household_engine(household_id)
-    if engine is None:
-        raise not_found("household")
-    out = engine.household_matches(household_id, k)
-    return {"household_id": household_id, "model_version": loaded.version, "plan": out["plan"],
-            "members": out["members"]}
-
-
-def _seekers(J):
-    """Arrays of every worker seeking a job, cached per (workers' version, job arrays)."""
-    rt = runtime()
-    version = (queries.workers_version(rt.engine), id(J))
-    cached = getattr(rt, "_seekers", None)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    with _seekers_lock:
-        households, workers = queries.seeker_frames(rt.engine)
-        W = WorkerArrays.build(workers, households, rt.policy, J.skill_index, J.words)
-        rt._seekers = (version, W)
-        return W
+    def compute(engine, loaded):
+        out = engine.household_matches(household_id, k)
+        return {"household_id": household_id, "model_version": loaded.version, "plan": out["plan"],
+                "members": out["members"]}
+    return _remember(("household", household_id, k), compute)
 
 
 def age_band(age: int) -> str:
@@ -73,27 +59,23 @@ def age_band(age: int) -> str:
 
 def candidates(job_id: str, k: int) -> dict:
     """The eligible seekers ranked by predicted P(hire), with nothing that names a person."""
-    rt = runtime()
-    loaded = rt.models.require()
-    J = rt.jobs.get(rt.engine)
+    engine, loaded = ranker()
+    W, J, policy = engine.W, engine.J, engine.policy
     hits = np.flatnonzero(J.ids == job_id)
     out = {"job_id": job_id, "model_version": loaded.version, "candidates": []}
-    if not len(hits) or not J.open[hits[0]]:
+    if not len(hits) or not J.open[hits[0]] or not len(W):
         return out
     j = int(hits[0])
-    W = _seekers(J)
-    if not len(W):
-        return out
     if J.kind[j] == KIND["out_of_county"]:
         rows = np.flatnonzero(W.available & W.will_migrate)
         d = np.full(len(rows), np.nan)
     else:
         dist = haversine_km(W.lat, W.lon, J.lat[j], J.lon[j])
-        reach = np.maximum(W.commute_km, rt.policy.commute.home_delivery_km)
+        reach = np.maximum(W.commute_km, policy.commute.home_delivery_km)
         rows = np.flatnonzero(W.available & (dist <= reach))
         d = dist[rows]
     p = Pairs(rows.astype(np.int64), np.full(len(rows), j, dtype=np.int64), d)
-    p = p.take(eligible_mask(W, J, p, rt.policy))
+    p = p.take(eligible_mask(W, J, p, policy))
     if not len(p):
         return out
     covered, _ = skill_overlap(W, J, p)

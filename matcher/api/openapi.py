@@ -118,7 +118,7 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
 def _dump(model: type[BaseModel] | None, body: Any):
     if isinstance(body, BaseModel):
         return body.model_dump(mode="json")
-    if model is None:
+    if model is None or not current_app.config.get("VALIDATE_RESPONSES"):
         return body
     return model.model_validate(body).model_dump(mode="json")
 

@@ -55,7 +55,7 @@ def worker_matches(worker_id: str, query: MatchQuery):
         raise not_found("worker")
     require_scope(worker["county_code"], "worker")
     runtime().models.require()
-    out = matching.worker_matches(worker_id, worker["household_id"], min(query.k, MAX_K))
+    out = matching.worker_matches(worker_id, min(query.k, MAX_K))
     audit("worker.matches", "worker", worker_id)
     return out
 

@@ -10,11 +10,13 @@ same artifact before their next request.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,32 +158,174 @@ class ModelHolder:
         return loaded
 
 
-class JobsCache:
-    """The open-and-closed jobs as prepared arrays, rebuilt only when the jobs' version changes."""
+class WorldCache:
+    """Every job and every worker as prepared arrays, and the ranking engine over them.
 
-    def __init__(self):
+    Rebuilt only when the store's fingerprint changes (one cheap query per request: counts of
+    households and workers, and the jobs' count, revisions, filled and open). A hire raises the
+    job's revision, so the worker it employs is seen too. The engine is cached per model.
+    """
+
+    MAX_RESULTS = 20_000
+
+    def __init__(self, precompute: bool = True):
+        self.precompute = precompute
         self._lock = threading.Lock()
         self._version = None
-        self._arrays: JobArrays | None = None
+        self._arrays: tuple | None = None
+        self._engines: dict = {}
+        self._results: OrderedDict = OrderedDict()
 
-    def get(self, engine: Engine) -> JobArrays:
+    def arrays(self, engine: Engine, policy: Policy):
+        from matcher.eligibility import WorkerArrays
         from matcher.store import queries
         from matcher.store.io import read_table
-        version = queries.jobs_version(engine)
+        version = queries.world_version(engine)
         arrays = self._arrays
         if arrays is not None and version == self._version:
-            return arrays
+            return version, arrays
         with self._lock:
             if self._arrays is not None and version == self._version:
-                return self._arrays
+                return version, self._arrays
             # The version is read before the rows, so the rows are at least as new as the key.
-            arrays = JobArrays.build(read_table(engine, "jobs"), SkillIndex())
-            self._arrays, self._version = arrays, version
-            return arrays
+            J = JobArrays.build(read_table(engine, "jobs"), SkillIndex())
+            W = WorkerArrays.build(read_table(engine, "workers"), read_table(engine, "households"), policy,
+                                   J.skill_index, J.words)
+            self._arrays, self._version, self._engines = (J, W), version, {}
+            self._results = OrderedDict()
+            return version, self._arrays
 
-    def invalidate(self) -> None:
+    def engine(self, engine: Engine, policy: Policy, loaded: "LoadedModel"):
+        version, (J, W) = self.arrays(engine, policy)
+        key = (version, id(loaded.model))
+        ranker = self._engines.get(key)
+        if ranker is None:
+            with self._lock:
+                ranker = self._engines.get(key)
+                if ranker is None:
+                    ranker = make_ranker(W, J, loaded.model, policy)
+                    self._engines = {key: ranker}
+                    if self.precompute:
+                        threading.Thread(target=ranker.precompute, args=(lambda: self._engines.get(key) is ranker,),
+                                         name="matcher-scores", daemon=True).start()
+        return ranker
+
+    def remember(self, engine: Engine, policy: Policy, loaded: "LoadedModel", key: tuple, compute):
+        """``compute(ranker)``, or its answer from before when nothing has changed since.
+
+        Answers are kept per (store fingerprint, model): any write or a reload starts afresh,
+        so a cached answer is always the one a fresh computation would give.
+        """
+        ranker = self.engine(engine, policy, loaded)
+        results = self._results            # the version's dict; a rebuild replaces it
+        full_key = (id(ranker),) + key
+        hit = results.get(full_key)
+        if hit is not None:
+            return hit
+        value = compute(ranker)
         with self._lock:
-            self._arrays, self._version = None, None
+            results[full_key] = value
+            while len(results) > self.MAX_RESULTS:
+                results.popitem(last=False)
+        return value
+
+
+def make_ranker(W, J, model, policy):
+    """The ranking engine, able to score every pair once in the background and slice from then on."""
+    import dataclasses
+
+    import numpy as np
+
+    from matcher.eligibility import Pairs
+    from matcher.ranking import Engine as Ranker, Scored
+
+    def _take(value, idx):
+        if isinstance(value, Pairs):
+            return value.take(idx)
+        if isinstance(value, np.ndarray):
+            return value[idx]
+        return value
+
+    class ServiceRanker(Ranker):
+        """:class:`matcher.ranking.Engine` whose scores, once every pair is scored, come from that table.
+
+        Until :meth:`precompute` has finished (or when it is not run), pairs are scored on demand
+        exactly as the base class does; the table gives the same pairs in the same order, since
+        the base class sorts by worker first and a worker's pairs do not depend on other workers.
+        """
+
+        _all: Scored | None = None
+        _bounds: np.ndarray | None = None
+
+        def precompute(self, still_wanted=lambda: True) -> None:
+            if not still_wanted():
+                return
+            try:
+                sc = Ranker.score(self)
+            except Exception as exc:  # noqa: BLE001 - on-demand scoring still works; say why, no data
+                log.error("scoring every pair in the background failed: %s", type(exc).__name__)
+                return
+            bounds = np.searchsorted(sc.pairs.w, np.arange(len(self.W) + 1))
+            self._bounds, self._all = bounds, sc
+
+        def score(self, rows=None):
+            sc, bounds = self._all, self._bounds
+            if sc is None or rows is None:
+                return Ranker.score(self, rows)
+            rows = np.unique(np.asarray(rows, dtype=np.int64))
+            idx = np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in rows]) if len(rows) else \
+                np.zeros(0, np.int64)
+            return Scored(**{f.name: _take(getattr(sc, f.name), idx) for f in dataclasses.fields(sc)})
+
+    return ServiceRanker(W, J, model, policy)
+
+
+class AuditWriter:
+    """Audit entries, written by a background thread in batches (one transaction per batch).
+
+    Each entry keeps the time of its request. With ``flush_seconds`` 0 every entry is written
+    before the request is answered; otherwise entries wait at most that long (so a hard crash
+    can lose the last fraction of a second of entries, never a record's data), which spares
+    every read an fsync of its own. Pending entries are written at exit.
+    """
+
+    def __init__(self, rt: "Runtime", flush_seconds: float):
+        self.rt, self.flush_seconds = rt, float(flush_seconds)
+        self._pending: list[dict] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread_pid: int | None = None
+
+    def record(self, **entry) -> None:
+        from matcher.store import queries
+        from matcher.store.models import utcnow
+        entry.setdefault("at", utcnow())
+        if self.flush_seconds <= 0:
+            queries.write_audit(self.rt.engine, [entry])
+            return
+        with self._lock:
+            self._pending.append(entry)
+            if self._thread_pid != os.getpid():
+                self._thread_pid = os.getpid()
+                threading.Thread(target=self._run, name="matcher-audit", daemon=True).start()
+
+    def flush(self) -> None:
+        from matcher.store import queries
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            queries.write_audit(self.rt.engine, batch)
+        except Exception as exc:  # noqa: BLE001 - keep the entries and try again later
+            log.error("audit log write failed (%s); %d entries kept for the next try", type(exc).__name__, len(batch))
+            with self._lock:
+                self._pending[:0] = batch
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self.flush()
 
 
 class Runtime:
@@ -192,10 +336,12 @@ class Runtime:
         self.database_url: str = cfg["DATABASE_URL"]
         self.policy: Policy = load_policy(cfg["POLICY_PATH"])
         self.models = ModelHolder(Path(cfg["MODELS_DIR"]), Path(cfg["INSTANCE_DIR"]))
-        self.jobs = JobsCache()
+        self.world = WorldCache(precompute=bool(cfg.get("PRECOMPUTE_SCORES", True)))
         self._engine: Engine | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
+        self.audit = AuditWriter(self, cfg.get("AUDIT_FLUSH_SECONDS", 0.25))
+        atexit.register(self.audit.flush)
 
     @property
     def engine(self) -> Engine:

@@ -8,15 +8,12 @@ a hire takes a slot with ``UPDATE jobs SET filled = filled + 1 WHERE ... AND fil
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
-
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from matcher.schema import COLUMNS
 from matcher.store.db import write_connection
-from matcher.store.io import frame_from_rows
 from matcher.store.models import Base, utcnow
 
 T = Base.metadata.tables
@@ -61,6 +58,21 @@ def _jobs_version(conn: Connection) -> tuple:
     return tuple(int(v) for v in row)
 
 
+_WORLD_VERSION = sa.text(
+    "SELECT (SELECT count(*) FROM households), (SELECT count(*) FROM workers), count(*), "
+    "coalesce(sum(revision), 0), coalesce(sum(filled), 0), "
+    "coalesce(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END), 0) FROM jobs")
+
+
+def world_version(engine: Engine) -> tuple:
+    """The jobs' fingerprint (see :func:`jobs_version`) with the counts of households and workers.
+
+    Workers change only by being added or by a hire, which raises the job's revision.
+    """
+    with engine.connect() as conn:
+        return tuple(int(v) for v in conn.execute(_WORLD_VERSION).one())
+
+
 # -- jobs ----------------------------------------------------------------------------------------
 
 def get_job(conn_or_engine, job_id: str) -> dict | None:
@@ -101,7 +113,7 @@ def insert_job(engine: Engine, row: dict) -> bool:
     return True
 
 
-def update_job(engine: Engine, job_id: str, values: dict, *, expect_owner: str | None = None) -> str:
+def update_job(engine: Engine, job_id: str, values: dict) -> str:
     """Change a job's fields in one statement. Returns 'ok', 'missing' or 'below_filled'.
 
     A new ``slots`` below ``filled`` is refused inside the statement, so a hire racing the
@@ -134,38 +146,6 @@ def get_worker(engine: Engine, worker_id: str) -> dict | None:
         row = conn.execute(sa.select(*cols).join(households, households.c.household_id == workers.c.household_id)
                            .where(workers.c.worker_id == worker_id)).mappings().first()
     return _row(row, ("skills",)) if row is not None else None
-
-
-def household_frames(engine: Engine, household_id: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """The household and its members as the typed frames WorkerArrays.build takes; None if unknown."""
-    with engine.connect() as conn, conn.begin():
-        h = conn.execute(sa.select(*(households.c[c] for c in COLUMNS["households"]))
-                         .where(households.c.household_id == household_id)).all()
-        if not h:
-            return None
-        w = conn.execute(sa.select(*(workers.c[c] for c in COLUMNS["workers"]))
-                         .where(workers.c.household_id == household_id).order_by(workers.c.worker_id)).all()
-    return frame_from_rows("households", [tuple(r) for r in h]), frame_from_rows("workers", [tuple(r) for r in w])
-
-
-def seeker_frames(engine: Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every worker who is not employed and wants a job, with every household (for candidates)."""
-    with engine.connect() as conn, conn.begin():
-        w = conn.execute(sa.select(*(workers.c[c] for c in COLUMNS["workers"]))
-                         .where(workers.c.employed.is_(False), workers.c.wants == "job",
-                                workers.c.labour_capacity != "none")
-                         .order_by(workers.c.worker_id)).all()
-        h = conn.execute(sa.select(*(households.c[c] for c in COLUMNS["households"]))
-                         .where(households.c.household_id.in_(
-                             sa.select(workers.c.household_id).where(workers.c.employed.is_(False))))).all()
-    return frame_from_rows("households", [tuple(r) for r in h]), frame_from_rows("workers", [tuple(r) for r in w])
-
-
-def workers_version(engine: Engine) -> tuple:
-    with engine.connect() as conn:
-        return tuple(conn.execute(sa.select(
-            sa.func.count(), sa.func.coalesce(sa.func.sum(sa.case((workers.c.employed.is_(True), 1), else_=0)), 0)
-        ).select_from(workers)).one())
 
 
 def insert_row(engine: Engine, table: str, row: dict) -> bool:
@@ -255,11 +235,16 @@ def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
 # -- audit ---------------------------------------------------------------------------------------
 
 def audit(engine: Engine, *, actor: str | None, role: str | None, action: str, resource_type: str | None,
-          resource_id: str | None, status: int | None) -> None:
-    with write_connection(engine) as conn:
-        conn.execute(audit_log.insert().values(at=utcnow(), actor=actor, role=role, action=action,
-                                               resource_type=resource_type, resource_id=resource_id,
-                                               status=status))
+          resource_id: str | None, status: int | None, at: dt.datetime | None = None) -> None:
+    write_audit(engine, [{"at": at or utcnow(), "actor": actor, "role": role, "action": action,
+                          "resource_type": resource_type, "resource_id": resource_id, "status": status}])
+
+
+def write_audit(engine: Engine, entries: list[dict]) -> None:
+    """Several audit entries in one transaction."""
+    if entries:
+        with write_connection(engine) as conn:
+            conn.execute(audit_log.insert(), entries)
 
 
 def audit_entries(engine: Engine, limit: int = 100) -> list[dict]:
@@ -312,11 +297,6 @@ def stats(engine: Engine, subsidy_per_kind: dict[str, int]) -> dict:
         "referrals": {k: int(outcomes.get(k, 0)) for k in ("pending", "hired", "declined", "rejected", "no_show")},
         "jobs": {"total": int(j[2]), "open": int(j[0]), "free_slots": int(j[1])},
     }
-
-
-def ids_in(conn: Connection, table: str, column: str, values: Iterable[str]) -> set[str]:
-    col = T[table].c[column]
-    return set(conn.execute(sa.select(col).where(col.in_(list(values)))).scalars())
 
 
 # -- allocations ---------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""The service's ranking: the same answers as the engine, whether scores are precomputed or not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_api
+
+
+@pytest.fixture(scope="module")
+def learned_model(trained_model_dir):
+    from matcher import model as m
+    (manifest,) = sorted(trained_model_dir.glob("*.json"))
+    return m.load(manifest)[0]
+
+
+def test_precomputed_scores_give_exactly_the_engines_answers(small_world, learned_model):
+    import numpy as np
+
+    from matcher.api.runtime import make_ranker
+    from matcher.policy import load_policy
+    from matcher.ranking import Engine
+    policy = load_policy()
+    base = Engine.build(small_world, learned_model, policy)
+    ranker = make_ranker(base.W, base.J, learned_model, policy)
+    households = np.random.default_rng(0).choice(small_world.households["household_id"], 60, replace=False)
+    before = [ranker.household_matches(h, 10) for h in households]   # on demand
+    ranker.precompute()
+    assert ranker._all is not None
+    after = [ranker.household_matches(h, 10) for h in households]
+    expected = [base.household_matches(h, 10) for h in households]
+    assert json.dumps(after, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert json.dumps(before, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    workers = small_world.workers["worker_id"].iloc[:40]
+    assert [ranker.worker_matches(w, 5) for w in workers] == [base.worker_matches(w, 5) for w in workers]
+
+
+def test_the_service_answers_the_generated_world_like_the_engine(tmp_path, small_world, trained_model_dir,
+                                                                   learned_model):
+    from matcher.policy import load_policy
+    from matcher.ranking import Engine
+    api = make_api(f"sqlite:///{tmp_path / 'g.db'}", tmp_path, trained_model_dir, world=small_world)
+    base = Engine.build(small_world, learned_model, load_policy())
+    for hid in small_world.households["household_id"].iloc[:15]:
+        got = api.get(f"/api/v1/households/{hid}/matches").get_json()
+        want = json.loads(json.dumps(base.household_matches(hid, 10)))
+        assert got["plan"] == want["plan"] and got["members"] == want["members"]
