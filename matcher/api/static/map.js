@@ -53,19 +53,41 @@ const MatchMap = (() => {
     svg.append(s("text", { x: SIZE - 16, y: 20, class: "map-north", "text-anchor": "middle" }, "北"));
     svg.append(s("path", { d: `M ${SIZE - 16} 24 l -5 10 l 5 -3 l 5 3 z`, class: "map-north-arrow" }));
 
+    // Markers never hide each other: one that would overlap an earlier one moves out along a spiral,
+    // with a thin line back to its true place. The household is at the centre, drawn first.
+    const [hx, hy] = [SIZE / 2, SIZE / 2];
+    const taken = [[hx, hy]];
+    const free = (x, y) => taken.every(([a, b]) => Math.hypot(a - x, b - y) >= 21);
+    function spot(x, y) {
+      for (let ring = 1; ring <= 6 && !free(x, y); ring++) {
+        for (let k = 0; k < 8; k++) {
+          const a = (k * Math.PI) / 4 + ring * 0.4;
+          const nx = x + Math.cos(a) * 21 * ring;
+          const ny = y + Math.sin(a) * 21 * ring;
+          if (nx > 10 && nx < SIZE - 10 && ny > 10 && ny < SIZE - 10 && free(nx, ny)) return [nx, ny];
+        }
+      }
+      return [x, y];
+    }
+    svg.append(s("path", { d: `M ${hx - 8} ${hy + 7} v -9 l 8 -7 l 8 7 v 9 z`, class: "map-home" }));
     if (village) {
       const [vx, vy] = toPx(project(village));
       svg.append(s("path", { d: `M ${vx} ${vy - 8} l 7 12 l -14 0 z`, class: "map-village" }));
+      taken.push([vx, vy]);
     }
     for (const j of placed) {
-      const [x, y] = toPx(project(j));
+      const [x0, y0] = toPx(project(j));
+      const [x, y] = spot(x0, y0);
       const g = s("g", { class: "map-job " + (j.tier === "public_welfare" ? "welfare" : "market") });
+      if (x !== x0 || y !== y0) {
+        svg.append(s("line", { x1: x0, y1: y0, x2: x, y2: y, class: "map-leader" }),
+                   s("circle", { cx: x0, cy: y0, r: 2.5, class: "map-dot" }));
+      }
       g.append(s("circle", { cx: x, cy: y, r: 10 }));
       g.append(s("text", { x, y: y + 4, "text-anchor": "middle" }, j.n));
       svg.append(g);
+      taken.push([x, y]);
     }
-    const [hx, hy] = [SIZE / 2, SIZE / 2];
-    svg.append(s("path", { d: `M ${hx - 8} ${hy + 7} v -9 l 8 -7 l 8 7 v 9 z`, class: "map-home" }));
     return svg;
   }
 

@@ -101,7 +101,7 @@
       ]),
       el("ul", { class: "reasons" }, item.reasons.map((r) => el("li", {}, r))),
       canRefer ? el("button", { type: "button", class: "primary refer",
-                                "aria-label": `推荐成员${member.worker_id}到“${item.title}”`,
+                                "aria-label": `推荐到此岗位：${item.title}（成员${member.worker_id}）`,
                                 onclick: (ev) => refer(member.worker_id, item, ev.currentTarget) }, "推荐到此岗位")
         : el("p", { class: "muted" }, pending ? "已推荐，等待结果" : done ? "已登记结果：" + label("outcome", done.outcome) : ""));
   }
@@ -186,7 +186,7 @@
       refs.length ? el("ul", { class: "referrals" }, items) : el("p", { class: "muted" }, "还没有推荐记录。"));
   }
 
-  function planSection(matches, members) {
+  function planSection(matches, members, seekers) {
     const byId = Object.fromEntries(members.map((m) => [m.worker_id, m]));
     const rows = matches.plan.map((p) => el("li", {},
       el("strong", {}, `成员 ${p.worker_id}`), `（${label("tier", p.route === "business" ? "business" : p.tier)}）：`,
@@ -197,7 +197,8 @@
     return el("section", { class: "sub", "aria-labelledby": "plan-heading" },
       el("h3", { id: "plan-heading" }, "家庭安置方案"),
       el("p", { class: "hint" }, "让全家至少一人就业的可能性最大的安排；特困家庭高校毕业生优先。"),
-      rows.length ? el("ol", { class: "plan" }, rows) : el("p", { class: "muted" }, "暂无可安排的岗位。"));
+      rows.length ? el("ol", { class: "plan" }, rows)
+        : el("p", { class: "muted" }, seekers ? "通勤范围内暂无可安排的岗位，可参考下方的培训建议。" : "家中没有正在求职的成员。"));
   }
 
   function mapSection(detail, numbered) {
@@ -300,7 +301,7 @@
         " ", place),
       facts([["家庭成员", `${detail.members}人`], ["正在求职", `${detail.seekers}人`], ["已就业", `${detail.employed}人`],
              ["模型版本", matches.model_version]]),
-      planSection(matches, detail.members_detail),
+      planSection(matches, detail.members_detail, detail.seekers),
       mapSection(detail, numbered),
       el("section", { class: "sub", "aria-labelledby": "members-heading" },
         el("h3", { id: "members-heading", class: "visually-hidden" }, "家庭成员及匹配岗位"),

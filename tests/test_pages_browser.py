@@ -1,0 +1,270 @@
+"""The pages in a real browser: Debian's chromium driven by Playwright, against the service on a real
+loopback port over a generated world.
+
+Skipped when /usr/bin/chromium is missing outside CI; a failure in CI (``.ci/run`` installs it).
+Screenshots of each page go to ``artifacts/screenshots/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import API_COUNTY, make_api
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync", "--lang=zh-CN"]
+SHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+PHONE = {"width": 360, "height": 780}
+WAIT_MS = 20_000
+
+
+def _need(what: str, why: str):
+    if os.environ.get("CI"):
+        pytest.fail(f"the browser tests need {what} in CI: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
+
+
+@pytest.fixture(scope="module")
+def playwright_modules():
+    if not Path(CHROMIUM).exists():
+        _need("Debian's chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError as exc:
+        _need("playwright and axe-playwright-python", f"{exc} (pip install -e '.[test]')")
+    expect.set_options(timeout=WAIT_MS)
+    return sync_playwright, expect, Axe
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, small_world_dir, prior_model_dir):
+    """The whole service on a free loopback port, in a thread, over the small generated world."""
+    from werkzeug.serving import make_server
+
+    from matcher.schema import load_world
+    tmp = tmp_path_factory.mktemp("live")
+    world = load_world(small_world_dir)
+    api = make_api(f"sqlite:///{tmp / 'live.db'}", tmp, prior_model_dir, world=world)
+    server = make_server("127.0.0.1", 0, api.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api.base = f"http://127.0.0.1:{server.server_port}"
+    api.world = world
+    yield api
+    server.shutdown()
+    thread.join(timeout=10)
+    api.app.extensions["matcher"].dispose()
+
+
+@pytest.fixture(scope="module")
+def browser(playwright_modules, tmp_path_factory):
+    sync_playwright, _, _ = playwright_modules
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
+            headless=True, viewport=PHONE, locale="zh-CN", timezone_id="Asia/Shanghai",
+            env=dict(os.environ, LANG="zh_CN.UTF-8", LANGUAGE="zh_CN:zh"))
+        context.set_default_timeout(WAIT_MS)
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def expect(playwright_modules):
+    return playwright_modules[1]
+
+
+@pytest.fixture
+def new_page(browser):
+    """A fresh tab (its own sessionStorage), failing the test on any script error or 5xx answer."""
+    pages, errors = [], []
+
+    def make():
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"script error: {exc}"))
+        page.on("response", lambda r: r.status >= 500 and errors.append(f"{r.status} {r.request.method} {r.url}"))
+        pages.append(page)
+        return page
+
+    yield make
+    for page in pages:
+        page.close()
+    assert not errors, f"errors in the page: {errors}"
+
+
+def shoot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def sign_in(page, base, path, token, expect):
+    page.goto(base + path)
+    page.get_by_label("访问令牌").fill(token)
+    page.get_by_role("button", name="登录").click()
+    expect(page.locator("#app")).to_be_visible()
+
+
+def call_api(live, method, path, token, body=None):
+    req = urllib.request.Request(live.base + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)
+
+
+def uncovered_seeker(world):
+    """A member of a not-yet-covered household of the volunteers' county who can take a nearby workshop job."""
+    h, w = world.households, world.workers
+    covered = set(w.loc[w["employed"], "household_id"])
+    seekers = w[(w["labour_capacity"] == "full") & (w["wants"] == "job") & ~w["employed"] & ~w["home_only"]
+                & (w["disability"] == "none") & w["age"].between(22, 45) & ~w["household_id"].isin(covered)]
+    seekers = seekers.merge(h, on="household_id")
+    seekers = seekers[(seekers["county_code"] == API_COUNTY) & (seekers["village_code"] != "")]
+    return seekers.sort_values("worker_id").iloc[0]
+
+
+def axe_check(Axe, page, name: str) -> list[str]:
+    """Run axe-core on the page as it is; write every violation to artifacts/axe/NAME.json; return the
+    serious and critical ones."""
+    violations = Axe().run(page).response["violations"]
+    out = SHOTS.parent / "axe"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(
+        [{"id": v["id"], "impact": v["impact"], "help": v["help"], "targets": [n["target"] for n in v["nodes"]]}
+         for v in violations], ensure_ascii=False, indent=1))
+    return [f"{v['id']} ({v['impact']}): {v['help']} -> {[n['target'] for n in v['nodes']][:3]}"
+            for v in violations if v["impact"] in ("serious", "critical")]
+
+
+# -- the story ---------------------------------------------------------------------------------------
+
+def test_recruiter_posts_volunteer_refers_and_records_a_hire(live, new_page, expect, playwright_modules):
+    Axe = playwright_modules[2]
+    seeker = uncovered_seeker(live.world)
+    title = "草柳编织工（浏览器测试）"
+
+    # A recruiter posts a workshop vacancy through the form, at the seeker's village.
+    rec = new_page()
+    sign_in(rec, live.base, "/recruiter", live.tokens["recruiter"], expect)
+    rec.get_by_label("用人单位").fill("惠家庄草柳编扶贫车间")
+    rec.get_by_label("岗位名称").fill(title)
+    rec.get_by_label("岗位类型").select_option("workshop_factory")
+    rec.get_by_label("区县").select_option(seeker["county_code"])
+    rec.get_by_label("乡镇（街道）").select_option(seeker["town_code"])
+    rec.get_by_label("村（社区）").select_option(seeker["village_code"])
+    expect(rec.get_by_label("纬度")).not_to_have_value("")          # filled from the village's point
+    rec.get_by_label("纬度").fill(f"{seeker['lat']:.6f}")
+    rec.get_by_label("经度").fill(f"{seeker['lon']:.6f}")
+    rec.get_by_label("招聘人数").fill("3")
+    rec.get_by_label("月工资（元）").fill("3200")
+    rec.get_by_role("button", name="发布岗位").click()
+    card = rec.locator("#jobs-list li.job-card", has_text=title)
+    expect(card).to_be_visible()
+    job_id = card.get_attribute("data-job")
+    expect(card.locator("dd.free")).to_have_text("3人")
+    expect(card.locator("dd.candidates")).to_have_text(re.compile(r"^\d+人(以上)?$"))
+    assert int(card.locator("dd.candidates").inner_text().rstrip("人以上")) >= 1
+    expect(card).to_contain_text("3,200元")
+    shoot(rec, "recruiter-posted")
+    job = call_api(live, "GET", f"/api/v1/jobs/{job_id}", live.tokens["recruiter"])
+    assert (job["kind"], job["slots"], job["filled"], job["village_code"]) == \
+        ("workshop_factory", 3, 0, seeker["village_code"])
+
+    # A volunteer opens the household and finds the vacancy among the member's matches.
+    vol = new_page()
+    sign_in(vol, live.base, "/", live.tokens["volunteer"], expect)
+    expect(vol.locator("#uncovered-list li").first).to_be_visible()
+    shoot(vol, "volunteer-signed-in")
+    vol.get_by_label("户编号").fill(seeker["household_id"])
+    vol.get_by_role("button", name="查看该户").click()
+    member = vol.locator(f"article.member[data-worker='{seeker['worker_id']}']")
+    offer = member.locator(f"li.job-card[data-job='{job_id}']")
+    expect(offer).to_be_visible()
+    expect(offer).to_contain_text("厂房式扶贫车间")
+    expect(offer).to_contain_text("月薪3,200元")
+    expect(offer).to_contain_text("1,000元")                        # the workshop subsidy
+    expect(vol.locator("#coverage")).to_contain_text("未覆盖")
+    expect(vol.locator("svg.match-map .map-job").first).to_be_visible()
+    shoot(vol, "volunteer-household")
+
+    # Refer the member; record the hire.
+    offer.get_by_role("button", name="推荐到此岗位").click()
+    referral = vol.locator("ul.referrals li.referral", has_text=title)
+    expect(referral).to_contain_text("待登记")
+    referral.get_by_label("结果").select_option("hired")
+    referral.get_by_role("button", name="保存结果").click()
+    expect(vol.locator("#coverage")).to_contain_text("已覆盖")
+    expect(vol.locator("ul.referrals li.referral", has_text=title)).to_contain_text("已录用")
+    expect(member.locator("h3")).to_contain_text("已就业")
+    shoot(vol, "volunteer-hired")
+    problems = axe_check(Axe, vol, "volunteer-household")
+    assert not problems, "volunteer page:\n" + "\n".join(problems)
+
+    # The vacancy has one free slot fewer.
+    rec.reload()
+    card = rec.locator(f"#jobs-list li.job-card[data-job='{job_id}']")
+    expect(card.locator("dd.filled")).to_have_text("1人")
+    expect(card.locator("dd.free")).to_have_text("2人")
+    shoot(rec, "recruiter-after-hire")
+    problems = axe_check(Axe, rec, "recruiter-jobs")
+    assert not problems, "recruiter page:\n" + "\n".join(problems)
+    household = call_api(live, "GET", f"/api/v1/households/{seeker['household_id']}", live.tokens["volunteer"])
+    assert household["covered"] is True
+
+
+def test_bad_form_shows_each_error_next_to_its_field(live, new_page, expect, playwright_modules):
+    Axe = playwright_modules[2]
+    call_api(live, "POST", "/api/v1/jobs", live.tokens["recruiter"],
+             {"job_id": "J-TAKEN", "employer": "某车间", "title": "包装工", "kind": "enterprise",
+              "lat": 35.5, "lon": 119.3, "slots": 1, "monthly_wage": 2000})
+    page = new_page()
+    sign_in(page, live.base, "/recruiter", live.tokens["recruiter"], expect)
+    form = page.locator("#job-form")
+
+    # Checked in the page, as the API would: nothing is sent.
+    page.get_by_label("用人单位").fill("惠家庄草柳编扶贫车间")
+    page.get_by_label("招聘人数").fill("0")
+    page.get_by_label("最低年龄（岁）").fill("50")
+    page.get_by_label("最高年龄（岁）").fill("30")
+    page.get_by_role("button", name="发布岗位").click()
+    expect(page.locator("#title-error")).to_have_text("请填写岗位名称。")
+    expect(page.locator("#slots-error")).to_contain_text("招聘人数须为1到1,000,000之间的整数")
+    expect(page.locator("#min_age-error")).to_have_text("最低年龄不能高于最高年龄。")
+    expect(page.locator("#monthly_wage-error")).to_have_text("请填写月工资。")
+    expect(page.get_by_label("招聘人数")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("岗位名称")).to_be_focused()
+    # Each message sits inside the field's own box, right under its input.
+    slots_field = form.locator(".field", has=page.locator("#slots"))
+    expect(slots_field.locator(".field-error")).to_contain_text("招聘人数须为")
+    shoot(page, "recruiter-form-errors")
+    problems = axe_check(Axe, page, "recruiter-form-errors")
+    assert not problems, "recruiter page with errors:\n" + "\n".join(problems)
+
+    # Refused by the API itself (a taken id is a 409 naming job_id): shown next to that field.
+    page.get_by_label("岗位名称").fill("包装工")
+    page.get_by_label("招聘人数").fill("2")
+    page.get_by_label("最低年龄（岁）").fill("18")
+    page.get_by_label("月工资（元）").fill("2500")
+    page.get_by_label("区县").select_option(API_COUNTY)
+    page.get_by_label("乡镇（街道）").select_option("371102107")
+    page.get_by_label("岗位编号（可不填）").fill("J-TAKEN")
+    page.get_by_role("button", name="发布岗位").click()
+    expect(page.locator("#job_id-error")).to_have_text("该岗位编号已被使用，请换一个或留空。")
+    expect(page.locator("#title-error")).to_be_hidden()
+    expect(page.get_by_label("岗位编号（可不填）")).to_have_attribute("aria-invalid", "true")
+    shoot(page, "recruiter-form-server-error")
+    listed = call_api(live, "GET", "/api/v1/jobs?mine=true&per_page=100", live.tokens["recruiter"])
+    assert [j["job_id"] for j in listed["items"] if j["title"] == "包装工"] == ["J-TAKEN"]
