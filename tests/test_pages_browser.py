@@ -110,6 +110,11 @@ def shoot(page, name: str) -> Path:
     return path
 
 
+def fits_the_phone(page) -> bool:
+    """Nothing sticks out sideways on a 360 px screen."""
+    return page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
 def sign_in(page, base, path, token, expect):
     page.goto(base + path)
     page.get_by_label("访问令牌").fill(token)
@@ -151,7 +156,7 @@ def axe_check(Axe, page, name: str) -> list[str]:
 
 # -- the story ---------------------------------------------------------------------------------------
 
-def test_recruiter_posts_volunteer_refers_and_records_a_hire(live, new_page, expect, playwright_modules):
+def test_recruiter_posts_volunteer_refers_and_records_a_hire(playwright_modules, live, new_page, expect):
     Axe = playwright_modules[2]
     seeker = uncovered_seeker(live.world)
     title = "草柳编织工（浏览器测试）"
@@ -188,6 +193,12 @@ def test_recruiter_posts_volunteer_refers_and_records_a_hire(live, new_page, exp
     sign_in(vol, live.base, "/", live.tokens["volunteer"], expect)
     expect(vol.locator("#uncovered-list li").first).to_be_visible()
     shoot(vol, "volunteer-signed-in")
+    vol.get_by_label("乡镇（街道）").select_option(seeker["town_code"])
+    vol.get_by_label("村（社区）").select_option(seeker["village_code"])
+    vol.get_by_label("只看尚未覆盖的户").check()
+    vol.get_by_role("button", name="按村查找").click()
+    found = vol.locator("#village-results li", has_text=seeker["household_id"])
+    expect(found).to_contain_text("未覆盖")
     vol.get_by_label("户编号").fill(seeker["household_id"])
     vol.get_by_role("button", name="查看该户").click()
     member = vol.locator(f"article.member[data-worker='{seeker['worker_id']}']")
@@ -199,11 +210,13 @@ def test_recruiter_posts_volunteer_refers_and_records_a_hire(live, new_page, exp
     expect(vol.locator("#coverage")).to_contain_text("未覆盖")
     expect(vol.locator("svg.match-map .map-job").first).to_be_visible()
     shoot(vol, "volunteer-household")
+    assert fits_the_phone(vol)
 
     # Refer the member; record the hire.
     offer.get_by_role("button", name="推荐到此岗位").click()
     referral = vol.locator("ul.referrals li.referral", has_text=title)
     expect(referral).to_contain_text("待登记")
+    shoot(vol, "volunteer-referred")
     referral.get_by_label("结果").select_option("hired")
     referral.get_by_role("button", name="保存结果").click()
     expect(vol.locator("#coverage")).to_contain_text("已覆盖")
@@ -219,18 +232,26 @@ def test_recruiter_posts_volunteer_refers_and_records_a_hire(live, new_page, exp
     expect(card.locator("dd.filled")).to_have_text("1人")
     expect(card.locator("dd.free")).to_have_text("2人")
     shoot(rec, "recruiter-after-hire")
+    assert fits_the_phone(rec)
     problems = axe_check(Axe, rec, "recruiter-jobs")
     assert not problems, "recruiter page:\n" + "\n".join(problems)
     household = call_api(live, "GET", f"/api/v1/households/{seeker['household_id']}", live.tokens["volunteer"])
     assert household["covered"] is True
 
 
-def test_bad_form_shows_each_error_next_to_its_field(live, new_page, expect, playwright_modules):
+def test_bad_form_shows_each_error_next_to_its_field(playwright_modules, live, new_page, expect):
     Axe = playwright_modules[2]
     call_api(live, "POST", "/api/v1/jobs", live.tokens["recruiter"],
              {"job_id": "J-TAKEN", "employer": "某车间", "title": "包装工", "kind": "enterprise",
               "lat": 35.5, "lon": 119.3, "slots": 1, "monthly_wage": 2000})
     page = new_page()
+    page.goto(live.base + "/recruiter")
+    # Keyboard order: skip link, the two page links, the token, the sign-in button.
+    for expected in (page.locator(".skip-link"), page.get_by_role("link", name="就业伙伴"),
+                     page.get_by_role("link", name="招聘单位"), page.get_by_label("访问令牌"),
+                     page.get_by_role("button", name="登录")):
+        page.keyboard.press("Tab")
+        expect(expected).to_be_focused()
     sign_in(page, live.base, "/recruiter", live.tokens["recruiter"], expect)
     form = page.locator("#job-form")
 
@@ -268,3 +289,11 @@ def test_bad_form_shows_each_error_next_to_its_field(live, new_page, expect, pla
     shoot(page, "recruiter-form-server-error")
     listed = call_api(live, "GET", "/api/v1/jobs?mine=true&per_page=100", live.tokens["recruiter"])
     assert [j["job_id"] for j in listed["items"] if j["title"] == "包装工"] == ["J-TAKEN"]
+
+    # Closing a vacancy (after the browser's confirm dialog).
+    page.once("dialog", lambda dialog: dialog.accept())
+    taken = page.locator("#jobs-list li.job-card[data-job='J-TAKEN']")
+    taken.get_by_role("button", name="关闭岗位").click()
+    expect(page.locator("#jobs-list li.job-card[data-job='J-TAKEN']")).to_contain_text("已关闭")
+    expect(page.locator("#jobs-list li.job-card[data-job='J-TAKEN'] button")).to_have_count(0)
+    assert call_api(live, "GET", "/api/v1/jobs/J-TAKEN", live.tokens["recruiter"])["status"] == "closed"
