@@ -33,6 +33,8 @@ def test_precomputed_scores_give_exactly_the_engines_answers(small_world, learne
     expected = [base.household_matches(h, 10) for h in households]
     assert json.dumps(after, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert json.dumps(before, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    shown = [it for out in after for m in out["members"] for it in m["matches"]]
+    assert shown and all(it.get("retention_6m") is not None for it in shown)   # the table's retention too
     workers = small_world.workers["worker_id"].iloc[:40]
     assert [ranker.worker_matches(w, 5) for w in workers] == [base.worker_matches(w, 5) for w in workers]
 

@@ -237,6 +237,7 @@ def make_ranker(W, J, model, policy):
     import numpy as np
 
     from matcher.eligibility import Pairs
+    from matcher.features import pair_features
     from matcher.ranking import Engine as Ranker, Scored
 
     def _take(value, idx):
@@ -256,17 +257,21 @@ def make_ranker(W, J, model, policy):
 
         _all: Scored | None = None
         _bounds: np.ndarray | None = None
+        _retention: np.ndarray | None = None
 
         def precompute(self, still_wanted=lambda: True) -> None:
             if not still_wanted():
                 return
             try:
                 sc = Ranker.score(self)
+                retention = None
+                if self.model.retain is not None and len(sc.pairs):
+                    retention = self.model.retention(pair_features(self.W, self.J, sc.pairs, sc.covered))
             except Exception as exc:  # noqa: BLE001 - on-demand scoring still works; say why, no data
                 log.error("scoring every pair in the background failed: %s", type(exc).__name__)
                 return
             bounds = np.searchsorted(sc.pairs.w, np.arange(len(self.W) + 1))
-            self._bounds, self._all = bounds, sc
+            self._bounds, self._retention, self._all = bounds, retention, sc
 
         def score(self, rows=None):
             sc, bounds = self._all, self._bounds
@@ -275,7 +280,18 @@ def make_ranker(W, J, model, policy):
             rows = np.unique(np.asarray(rows, dtype=np.int64))
             idx = np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in rows]) if len(rows) else \
                 np.zeros(0, np.int64)
-            return Scored(**{f.name: _take(getattr(sc, f.name), idx) for f in dataclasses.fields(sc)})
+            out = Scored(**{f.name: _take(getattr(sc, f.name), idx) for f in dataclasses.fields(sc)})
+            out._table_rows = idx
+            return out
+
+        def _add_retention(self, sc, members) -> None:
+            table_rows = getattr(sc, "_table_rows", None)
+            if self._retention is None or table_rows is None:
+                return Ranker._add_retention(self, sc, members)
+            for m in members:
+                for key in ("matches", "fallback"):
+                    for item in m[key]:
+                        item["retention_6m"] = round(float(self._retention[table_rows[item.pop("_row")]]), 4)
 
     return ServiceRanker(W, J, model, policy)
 
