@@ -90,7 +90,10 @@ class SkillOverlapOnly:
         return np.column_stack([1 - p, p])
 
 
-def build_pipeline(policy: Policy, random_state: int = 0) -> Pipeline:
+LARGE_TRAINING_SET = 200_000
+
+
+def build_pipeline(policy: Policy, random_state: int = 0, n_samples: int | None = None) -> Pipeline:
     """QuantileClipper -> monotone gradient boosting, calibrated (isotonic, cross-validated).
 
     Small trees, many of them, strongly regularised: most of what decides a hire (a
@@ -101,6 +104,11 @@ def build_pipeline(policy: Policy, random_state: int = 0) -> Pipeline:
 
     Monotonic constraints come from the policy; isotonic calibration is monotone too,
     so the constraints hold for the calibrated probability.
+
+    From ``LARGE_TRAINING_SET`` training rows on (``n_samples``), the isotonic step is fitted
+    on one stratified fifth held out instead of three cross-validation folds: 40,000 or
+    more referrals calibrate as well (AUC, Brier, ECE unchanged at 300k) and the fit costs
+    a third, which brings a million referrals under a minute (bench/train.md).
     """
     unknown = set(policy.model.monotonic) - set(FEATURES)
     if unknown:
@@ -109,7 +117,12 @@ def build_pipeline(policy: Policy, random_state: int = 0) -> Pipeline:
     hgb = HistGradientBoostingClassifier(
         learning_rate=0.15, max_iter=100, max_leaf_nodes=7, min_samples_leaf=80,
         l2_regularization=3.0, monotonic_cst=cst, early_stopping=False, random_state=random_state)
-    calibrated = CalibratedClassifierCV(hgb, method="isotonic", cv=3, ensemble=False)
+    if n_samples is not None and n_samples >= LARGE_TRAINING_SET:
+        from sklearn.model_selection import StratifiedShuffleSplit
+        split = StratifiedShuffleSplit(n_splits=1, test_size=0.2, random_state=random_state)
+        calibrated = CalibratedClassifierCV(hgb, method="isotonic", cv=split, ensemble=True)
+    else:
+        calibrated = CalibratedClassifierCV(hgb, method="isotonic", cv=3, ensemble=False)
     return Pipeline([("clip", QuantileClipper()), ("classifier", calibrated)])
 
 
@@ -319,11 +332,11 @@ def fit(world: World, policy: Policy, cut: str | None = None, random_state: int 
         info["why_prior"] = (f"{int(train.sum())} labelled referrals before the cut; the policy asks for at "
                              f"least {policy.model.min_referrals} with both hires and non-hires")
     else:
-        pipe = build_pipeline(policy, random_state).fit(ts.X[train], ts.hired[train])
+        pipe = build_pipeline(policy, random_state, int(train.sum())).fit(ts.X[train], ts.hired[train])
         retain = None
         known = train & (ts.retained >= 0)
         if known.sum() >= 50 and len(np.unique(ts.retained[known])) == 2:
-            retain = build_pipeline(policy, random_state).fit(ts.X[known], ts.retained[known])
+            retain = build_pipeline(policy, random_state, int(known.sum())).fit(ts.X[known], ts.retained[known])
         model = MatchModel(hire=pipe, retain=retain, kind="learned")
     metrics = {}
     scorers = {"model": model.hire, "nearest_first": NearestFirst(), "skill_overlap": SkillOverlapOnly(),
