@@ -385,25 +385,30 @@ def to_csv_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
     for col in TABLES[name]:
         s = df[col.name]
         if col.kind == "list":
-            out[col.name] = s.map(lambda t: ";".join(t))
+            out[col.name] = s.map(";".join)
         elif col.kind == "bool":
-            out[col.name] = s.map(lambda v: "" if v is None or v is pd.NA else ("true" if v else "false"))
+            b = s.astype("boolean")
+            out[col.name] = pd.Series(np.where(b.isna(), "", np.where(b.fillna(False), "true", "false")),
+                                      index=s.index)
         elif col.kind == "date":
             out[col.name] = s.dt.strftime("%Y-%m-%d").fillna("")
         elif col.kind == "float":
-            out[col.name] = s.map(_fmt_float)
+            out[col.name] = _fmt_floats(s)
         elif col.kind == "int":
-            out[col.name] = s.map(lambda v: "" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else str(int(v)))
+            v = s.astype("Int64")
+            out[col.name] = v.astype(str).where(v.notna(), "")
         else:
             out[col.name] = s.astype(str)
     return pd.DataFrame(out, columns=COLUMNS[name])
 
 
-def _fmt_float(v) -> str:
-    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    v = float(v)
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+def _fmt_floats(s: pd.Series) -> pd.Series:
+    """Whole numbers without a decimal point, others with every digit (repr round-trips)."""
+    v = s.to_numpy(dtype=float)
+    whole = np.isfinite(v) & (np.mod(v, 1) == 0) & (np.abs(v) < 1e15)
+    text = np.where(np.isnan(v), "", s.map(repr).to_numpy(dtype=object))
+    text[whole] = v[whole].astype(np.int64).astype(str)
+    return pd.Series(text, index=s.index, dtype=object)
 
 
 def write_table(name: str, df: pd.DataFrame, path: str | Path) -> None:
