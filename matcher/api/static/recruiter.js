@@ -14,6 +14,7 @@
                   monthly_wage: "月工资", posted_on: "发布日期", job_id: "岗位编号" };
   const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
   let places = { names: {}, points: {} };
+  let counting = Promise.resolve();
 
   // -- reading and checking the form --------------------------------------------------------------
 
@@ -222,7 +223,7 @@
         ? el("button", { type: "button", class: "danger", "aria-label": `关闭岗位“${job.title}”`,
                          onclick: (ev) => closeJob(job, ev.currentTarget) }, "关闭岗位")
         : null);
-    candidateCount(job, count);
+    counting = counting.then(() => candidateCount(job, count));   // one at a time: each ranks every seeker
     return card;
   }
 

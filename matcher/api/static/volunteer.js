@@ -162,7 +162,7 @@
       try {
         await api("PATCH", `/api/v1/referrals/${encodeURIComponent(id)}`, body);
         toast(`已登记：${label("outcome", outcome.value)}。`);
-        await openHousehold(current, { keepScroll: true, focus: "household-heading" });
+        await openHousehold(current, { keepScroll: true, focus: "household-heading", refreshList: true });
       } catch (e) {
         busy(button, false);
         const target = e.field === "reason" ? reasonField.querySelector(".field-error") : err;
@@ -311,7 +311,7 @@
     const focus = $(opts.focus || "household-heading");
     if (focus) focus.focus({ preventScroll: !!opts.keepScroll });
     if (!opts.keepScroll) section.scrollIntoView();
-    if (!$("uncovered").hidden) loadUncovered(uncoveredPage);
+    if (opts.refreshList) loadUncovered(uncoveredPage);
   }
 
   // -- start ----------------------------------------------------------------------------------------
