@@ -121,5 +121,8 @@ def close_job(job_id: str):
           path_params=JOB_ID, errors=(503,))
 def candidates(job_id: str, query: MatchQuery):
     from matcher.api import matching
+    from matcher.api.auth import audit
     visible_job(job_id)
-    return matching.candidates(job_id, min(query.k, MAX_K))
+    out = matching.candidates(job_id, min(query.k, MAX_K))
+    audit("job.candidates", "job", job_id)
+    return out
