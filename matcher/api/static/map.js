@@ -54,7 +54,7 @@ const MatchMap = (() => {
     svg.append(s("path", { d: `M ${SIZE - 16} 24 l -5 10 l 5 -3 l 5 3 z`, class: "map-north-arrow" }));
 
     // Markers never hide each other: one that would overlap an earlier one moves out along a spiral,
-    // with a thin line back to its true place. The household is at the centre, drawn first.
+    // with a thin line back to its true place. The household is at the centre, above its village's mark.
     const [hx, hy] = [SIZE / 2, SIZE / 2];
     const taken = [[hx, hy]];
     const free = (x, y) => taken.every(([a, b]) => Math.hypot(a - x, b - y) >= 21);
@@ -69,12 +69,12 @@ const MatchMap = (() => {
       }
       return [x, y];
     }
-    svg.append(s("path", { d: `M ${hx - 8} ${hy + 7} v -9 l 8 -7 l 8 7 v 9 z`, class: "map-home" }));
     if (village) {
       const [vx, vy] = toPx(project(village));
       svg.append(s("path", { d: `M ${vx} ${vy - 8} l 7 12 l -14 0 z`, class: "map-village" }));
       taken.push([vx, vy]);
     }
+    svg.append(s("path", { d: `M ${hx - 8} ${hy + 7} v -9 l 8 -7 l 8 7 v 9 z`, class: "map-home" }));
     for (const j of placed) {
       const [x0, y0] = toPx(project(j));
       const [x, y] = spot(x0, y0);
