@@ -194,7 +194,16 @@ def test_page_size_is_capped(api):
     assert api.get("/api/v1/jobs?page=0").status_code == 422
 
 
+def _fresh_minute():
+    """The limiter counts per clock minute: start well inside one, so the test cannot straddle two."""
+    import time
+    into = time.time() % 60
+    if into > 50:
+        time.sleep(60 - into + 0.1)
+
+
 def test_rate_limit_answers_429_with_retry_after(tmp_path, prior_model_dir):
+    _fresh_minute()
     api = make_api(f"sqlite:///{tmp_path / 'rl.db'}", tmp_path, prior_model_dir, RATE_LIMIT_PER_MINUTE=3)
     codes = [api.get("/api/v1/jobs", as_="volunteer").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
@@ -301,3 +310,50 @@ def test_batched_audit_entries_keep_their_time_and_are_all_written(tmp_path, pri
     entries = _audit(api)
     assert [e["action"] for e in entries] == ["household.matches"] * 3
     assert all(start - dt.timedelta(seconds=1) <= e["at"] <= start + dt.timedelta(seconds=10) for e in entries)
+
+
+def test_redis_limiter_falls_back_to_this_process_when_redis_is_down():
+    from matcher.api.auth import RedisLimiter
+    lim = RedisLimiter("redis://127.0.0.1:9/0", per_minute=2)
+    assert [lim.hit("t", now=60.0), lim.hit("t", now=61.0)] == [None, None]
+    assert lim.hit("t", now=62.0) == 58
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throwaway redis-server on a free port (skipped when the binary is missing)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_with_redis_the_limit_is_shared_by_every_process(tmp_path, prior_model_dir, redis_url):
+    from conftest import Api
+    from matcher.api import create_app
+    _fresh_minute()
+    api = make_api(f"sqlite:///{tmp_path / 'r.db'}", tmp_path, prior_model_dir, RATE_LIMIT_PER_MINUTE=4,
+                   REDIS_URL=redis_url)
+    other = Api(create_app(dict(api.app.config)), api.tokens)   # another worker process
+    codes = [a.get("/api/v1/jobs", as_="volunteer").status_code for a in (api, other, api, other, api)]
+    assert codes == [200, 200, 200, 200, 429]
+    assert other.get("/api/v1/jobs", as_="volunteer").status_code == 429
