@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 
 import pytest
-import sqlalchemy as sa
 
 from conftest import make_api
 

@@ -12,7 +12,7 @@ from matcher.api.auth import owns
 from matcher.api.errors import conflict, invalid, not_found
 from matcher.api.openapi import ROLES, Reply, endpoint
 from matcher.api.runtime import runtime
-from matcher.api.schemas import plausible_id, Candidates, Job, JobIn, JobPage, JobPatch, JobsQuery, MatchQuery
+from matcher.api.schemas import Candidates, Job, JobIn, JobPage, JobPatch, JobsQuery, MatchQuery, plausible_id
 from matcher.errors import SchemaError
 from matcher.schema import COLUMNS, parse_table
 from matcher.store import queries

@@ -27,8 +27,7 @@ def ranker():
 def _remember(key: tuple, compute):
     rt = runtime()
     loaded = rt.models.require()
-    return rt.world.remember(rt.engine, rt.policy, loaded, key + (id(loaded.model),),
-                             lambda engine: compute(engine, loaded))
+    return rt.world.remember(rt.engine, rt.policy, loaded, key, lambda engine: compute(engine, loaded))
 
 
 def worker_matches(worker_id: str, k: int) -> dict:

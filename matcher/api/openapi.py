@@ -58,7 +58,7 @@ OPERATIONS: list[Operation] = []
 
 def _first_error(exc: ValidationError) -> tuple[str, str | None, str]:
     err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int) or True]
+    loc = [str(p) for p in err.get("loc", ())]
     name = ".".join(loc) if loc else None
     kind = err.get("type", "")
     msg = err.get("msg", "invalid value")

@@ -13,7 +13,8 @@ from matcher.api.errors import conflict, invalid, not_found
 from matcher.api.jobs import MAX_K, checked_row
 from matcher.api.openapi import Reply, endpoint
 from matcher.api.runtime import runtime
-from matcher.api.schemas import plausible_id, Household, HouseholdIn, HouseholdMatches, MatchQuery, Worker, WorkerIn, WorkerMatches
+from matcher.api.schemas import (Household, HouseholdIn, HouseholdMatches, MatchQuery, Worker, WorkerIn,
+                                 WorkerMatches, plausible_id)
 from matcher.store import queries
 
 bp = Blueprint("people", __name__, url_prefix="/api/v1")

@@ -174,7 +174,6 @@ class WorldCache:
         self._version = None
         self._arrays: tuple | None = None
         self._engines: dict = {}
-        self._results: OrderedDict = OrderedDict()
 
     def arrays(self, engine: Engine, policy: Policy):
         from matcher.eligibility import WorkerArrays
@@ -192,7 +191,6 @@ class WorldCache:
             W = WorkerArrays.build(read_table(engine, "workers"), read_table(engine, "households"), policy,
                                    J.skill_index, J.words)
             self._arrays, self._version, self._engines = (J, W), version, {}
-            self._results = OrderedDict()
             return version, self._arrays
 
     def engine(self, engine: Engine, policy: Policy, loaded: "LoadedModel"):
@@ -213,20 +211,19 @@ class WorldCache:
     def remember(self, engine: Engine, policy: Policy, loaded: "LoadedModel", key: tuple, compute):
         """``compute(ranker)``, or its answer from before when nothing has changed since.
 
-        Answers are kept per (store fingerprint, model): any write or a reload starts afresh,
-        so a cached answer is always the one a fresh computation would give.
+        Answers live on the ranker, which is made anew for every store fingerprint and model,
+        so a remembered answer is always the one a fresh computation would give.
         """
         ranker = self.engine(engine, policy, loaded)
-        results = self._results            # the version's dict; a rebuild replaces it
-        full_key = (id(ranker),) + key
-        hit = results.get(full_key)
+        answers = ranker.answers
+        hit = answers.get(key)
         if hit is not None:
             return hit
         value = compute(ranker)
         with self._lock:
-            results[full_key] = value
-            while len(results) > self.MAX_RESULTS:
-                results.popitem(last=False)
+            answers[key] = value
+            while len(answers) > self.MAX_RESULTS:
+                answers.popitem(last=False)
         return value
 
 
@@ -258,6 +255,10 @@ def make_ranker(W, J, model, policy):
         _all: Scored | None = None
         _bounds: np.ndarray | None = None
         _retention: np.ndarray | None = None
+
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.answers: OrderedDict = OrderedDict()
 
         def precompute(self, still_wanted=lambda: True) -> None:
             if not still_wanted():

@@ -8,9 +8,8 @@ a hire takes a slot with ``UPDATE jobs SET filled = filled + 1 WHERE ... AND fil
 from __future__ import annotations
 
 import datetime as dt
-import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from matcher.schema import COLUMNS
 from matcher.store.db import write_connection
@@ -38,26 +37,6 @@ def _row(mapping, list_columns=LIST_COLUMNS) -> dict:
 
 # -- versions ------------------------------------------------------------------------------------
 
-def jobs_version(engine: Engine) -> tuple:
-    """A cheap fingerprint that changes whenever a job is added, changed, filled or closed.
-
-    Rows are only ever added, and every change raises the job's ``revision``, so the count and
-    the sum of revisions only grow: any write changes the fingerprint.
-    """
-    with engine.connect() as conn:
-        return _jobs_version(conn)
-
-
-def _jobs_version(conn: Connection) -> tuple:
-    row = conn.execute(sa.select(
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(jobs.c.revision), 0),
-        sa.func.coalesce(sa.func.sum(jobs.c.filled), 0),
-        sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", 1), else_=0)), 0),
-    )).one()
-    return tuple(int(v) for v in row)
-
-
 _WORLD_VERSION = sa.text(
     "SELECT (SELECT count(*) FROM households), (SELECT count(*) FROM workers), count(*), "
     "coalesce(sum(revision), 0), coalesce(sum(filled), 0), "
@@ -65,9 +44,11 @@ _WORLD_VERSION = sa.text(
 
 
 def world_version(engine: Engine) -> tuple:
-    """The jobs' fingerprint (see :func:`jobs_version`) with the counts of households and workers.
+    """A cheap fingerprint that changes whenever a record is added or a job changed, filled or closed.
 
-    Workers change only by being added or by a hire, which raises the job's revision.
+    Rows are only ever added, and every change to a job raises its ``revision``, so the counts
+    and the sum of revisions only grow. Workers change only by being added or by a hire, which
+    raises the job's revision too.
     """
     with engine.connect() as conn:
         return tuple(int(v) for v in conn.execute(_WORLD_VERSION).one())
