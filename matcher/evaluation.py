@@ -61,6 +61,7 @@ GROUP_ZH = {"disabled": "残疾人", "not_disabled": "非残疾人", "4050": "�
 # (A candidate for the policy file.)
 MIN_GROUP_N = 200
 RECOMMEND_K = 10
+FOUR_FIFTHS = 0.8
 COUNTY_LABEL = {"371102": "Donggang", "371103": "Lanshan", "371121": "Wulian", "371122": "Ju County",
                 "371171": "Dev. Zone"}
 
@@ -392,9 +393,25 @@ def recommendation_audit(rec: Recommendations, world: World, policy: Policy) -> 
         "eligible_workers": int(len(eligible_workers)),
         "eligible_pairs": int(len(p)),
         "group_shares": shares,
+        "under_represented": under_represented(shares),
         "congestion": {name: congestion(rec.J, p.j[rows]) for name, rows in rec.rows.items()},
         "eligible_candidates_per_free_slot": congestion(rec.J, p.j)["candidates_per_free_slot"],
     }
+
+
+def under_represented(shares: dict, floor: float = FOUR_FIFTHS) -> list[str]:
+    """Groups whose share at the top is below ``floor`` times their share of those eligible
+    (the four-fifths rule of thumb for adverse impact), worker side and recruiter side."""
+    out = []
+    for attr, by in shares.items():
+        for name, d in by.items():
+            for top, base, where in (("top_k_recommendations", "eligible_workers", "workers' top-k job lists"),
+                                     ("job_top_k_candidates", "eligible_candidates", "jobs' top-k candidate lists")):
+                t, b = d.get(top), d.get(base)
+                if t is not None and b and t < floor * b:
+                    out.append(f"{name}: {100 * t:.1f}% of {where} against {100 * b:.1f}% of those eligible "
+                               f"(ratio {t / b:.2f})")
+    return out
 
 
 # -- the whole evaluation ---------------------------------------------------------------------
@@ -424,6 +441,15 @@ def evaluate(world: World, policy: Policy, model: m.MatchModel | None = None, ma
         about = {"version": "fitted-here", "kind": model.kind, "trained_cut": cut, "training_data_sha256": sha,
                  "note": f"no model given: fitted here on the {fit_metrics['data']['n_train']} referrals before {cut}"}
     h = holdout(world, policy, model, cut, ts)
+    test_dates = pd.Series(ts.dates[ts.dates >= np.datetime64(pd.Timestamp(cut))])
+    busiest = test_dates.value_counts()
+    if len(busiest) and busiest.iloc[0] > 0.5 * len(test_dates) and len(busiest) > 1:
+        warnings.append(f"{busiest.iloc[0]} of the {len(test_dates)} test referrals fall on one day "
+                        f"({pd.Timestamp(busiest.index[0]).date()}): the history looks piled up at that date, so the "
+                        f"test is mostly one day; consider an earlier --cut")
+    elif len(busiest) == 1 and len(test_dates) > 50:
+        warnings.append(f"all {len(test_dates)} test referrals fall on {pd.Timestamp(busiest.index[0]).date()}: "
+                        f"the test is one day of history; consider an earlier --cut")
     out = {
         "model": about,
         "world": {"data_sha256": sha, "referrals": int(len(ts.hired)), "workers": int(len(world.workers)),
@@ -712,8 +738,11 @@ def plot_group_shares(metrics: dict):
         ax.bar(x + 0.2, [v[top[0]] or 0 for v in d], 0.4, label=top[1], color="#3182bd")
         ax.set_xticks(x, labels)
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left")
     left.set_ylabel("share")
+    top = max([v[key] or 0 for v in d for key in ("eligible_workers", "top_k_recommendations",
+                                                  "eligible_candidates", "job_top_k_candidates")] + [0.01])
+    left.set_ylim(0, top * 1.35)
     fig.suptitle("Who the model puts at the top, against who is eligible", fontsize=10)
     return fig
 
@@ -797,13 +826,28 @@ def render_html(metrics: dict, images: dict[str, str]) -> str:
             ci = v["ci"]
             cells.append(f"<td>{_num(v['value'])}<br><small>{'' if not ci else f'{ci[0]:.3f}–{ci[1]:.3f}'}</small></td>")
         verdicts = [ms["comparison"][name][b]["verdict"] for b in BASELINES]
-        mark = "✅ 优于全部基线" if all(v == "better" for v in verdicts) else (
-            "⚠️ 不如某一基线" if any(v == "worse" for v in verdicts) else "➖ 未全部明显优于")
-        cells.append(f"<td>{mark}<br><small>{_e(', '.join(verdicts))}</small></td>")
+        mark, cls = ("优于全部基线", "good") if all(v == "better" for v in verdicts) else (
+            ("不如某一基线", "bad") if any(v == "worse" for v in verdicts) else ("未全部明显优于", "mixed"))
+        cells.append(f'<td class="{cls}">{mark}<br><small>{_e(", ".join(verdicts))}</small></td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{_e(SCORER_ZH[s])}<br><small>{_e(SCORER_LABEL[s])}</small></th>" for s in SCORERS)
     metric_table = (f"<table><tr><th>指标 metric</th>{head}<th>结论 verdict</th></tr>{''.join(rows)}</table>")
 
+    headline = []
+    for name, by_b in ms["comparison"].items():
+        base = name.split("_at_")[0]
+        groups = {v: [SCORER_ZH[b] for b, c in by_b.items() if c["verdict"] == v]
+                  for v in ("better", "no clear difference", "worse", "not measurable")}
+        parts = []
+        if groups["better"]:
+            parts.append(f"优于{'、'.join(groups['better'])}")
+        if groups["no clear difference"]:
+            parts.append(f"与{'、'.join(groups['no clear difference'])}无明显差别")
+        if groups["worse"]:
+            parts.append(f"不如{'、'.join(groups['worse'])}")
+        if groups["not measurable"]:
+            parts.append(f"无法与{'、'.join(groups['not measurable'])}比较")
+        headline.append(f"<li><b>{_e(METRIC_ZH[base])}</b> ({_e(name)})：{_e('；'.join(parts))}</li>")
     beats = "".join(f"<li>{_e(x)}</li>" for x in ms["summary"]["beats"]) or "<li>none / 无</li>"
     nots = "".join(f"<li>{_e(x)}</li>" for x in ms["summary"]["does_not_beat"]) or "<li>none / 无</li>"
 
@@ -821,10 +865,23 @@ def render_html(metrics: dict, images: dict[str, str]) -> str:
                 f"<td>{_num(c.get('ece'))}{judged}</td><td>{_num(c.get('auc'))}</td>"
                 f"<td>{_pct(c.get('precision'))}</td><td>{_pct(c.get('recall'))}</td>"
                 f"<td>{_pct(sh.get('eligible_workers'))}</td><td>{_pct(sh.get('top_k_recommendations'))}</td>"
-                f"<td>{_pct(sh.get('job_top_k_candidates'))}</td></tr>")
+                f"<td>{_pct(sh.get('eligible_candidates'))}</td><td>{_pct(sh.get('job_top_k_candidates'))}</td></tr>")
     group_table = ("<table><tr><th>群体 group</th><th>测试推荐数 n</th><th>实际录用率</th><th>平均预测</th>"
                    "<th>校准误差 ECE</th><th>AUC</th><th>精确率 precision</th><th>召回率 recall</th>"
-                   "<th>占可推荐人员</th><th>占前k推荐</th><th>占岗位前k候选</th></tr>" + "".join(grows) + "</table>")
+                   "<th>占有合适岗位人员<br><small>of workers with an eligible job</small></th>"
+                   "<th>占前k推荐<br><small>of workers' top-k jobs</small></th>"
+                   "<th>占岗位合格候选<br><small>of eligible candidates</small></th>"
+                   "<th>占岗位前k候选<br><small>of jobs' top-k candidates</small></th></tr>" + "".join(grows) + "</table>")
+    flags = (ms.get("recommendations") or {}).get("under_represented")
+    if flags is None:
+        flag_html = ""
+    elif flags:
+        flag_html = ("<div class=\"bad\"><b>推荐中占比偏低的群体 Groups the model under-represents at the top</b> "
+                     "(share at the top below four fifths of their share among those eligible):<ul>"
+                     + "".join(f"<li>{_e(x)}</li>" for x in flags) + "</ul></div>")
+    else:
+        flag_html = ("<div class=\"good\">No group's share at the top of the recommendations is below four fifths "
+                     "of its share among those eligible. 各群体在推荐前列中的占比均不低于其合格占比的五分之四。</div>")
     ece_limit = ms["calibration"].get("max_group_ece")
     bad = [f"{name} ({c['ece']:.3f})" for attr in GROUPS for name, c in cal[attr].items()
            if c.get("judged") and ece_limit is not None and c.get("ece") is not None and c["ece"] > ece_limit]
@@ -844,10 +901,20 @@ def render_html(metrics: dict, images: dict[str, str]) -> str:
                         f"<td>{_num(cps['overall'], 2)}</td><td>{_num(cps['median'], 2)}</td>"
                         f"<td>{_num(cps['max'], 1)}</td></tr>")
         c = rec["congestion"]["model"]
+        others = {b: rec["congestion"][b]["gini"] for b in BASELINES if rec["congestion"][b]["gini"] is not None}
+        if c["gini"] is not None and others:
+            lo = min(others, key=others.get)
+            spread = (f"The model concentrates its recommendations on fewer jobs than {SCORER_LABEL[lo]} (Gini "
+                      f"{c['gini']:.2f} against {others[lo]:.2f}): more workers are pointed at the same popular "
+                      f"jobs, so some will find them filled." if c["gini"] > others[lo] + 0.02 else
+                      f"The model spreads recommendations over jobs about as evenly as the most even baseline "
+                      f"(Gini {c['gini']:.2f} against {others[lo]:.2f} for {SCORER_LABEL[lo]}).")
+        else:
+            spread = ""
         cong_html = (
             f"<p>{c['open_jobs']} open jobs with {c['free_slots']} free slots; {rec['eligible_workers']} workers have "
             f"at least one eligible job ({rec['eligible_pairs']} eligible pairs). Each worker gets the top "
-            f"{rec['k']} jobs. 有 {c['open_jobs']} 个在招岗位、{c['free_slots']} 个空缺。</p>"
+            f"{rec['k']} jobs. 有 {c['open_jobs']} 个在招岗位、{c['free_slots']} 个空缺。 {_e(spread)}</p>"
             "<table><tr><th>排序方法 scorer</th><th>至少推荐给一人的岗位占比<br><small>jobs recommended</small></th>"
             "<th>推荐集中度 Gini</th><th>每个空缺的候选人<br><small>per free slot, overall</small></th>"
             "<th>中位数 median</th><th>最多 max</th></tr>" + "".join(crow) + "</table>")
@@ -866,6 +933,7 @@ th {{ background: #f3f3f3; }}
 small {{ color: #666; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }}
 .good {{ background: #eef8ee; padding: 0.5em 1em; }} .bad {{ background: #fdf1e8; padding: 0.5em 1em; }}
+.mixed {{ background: #f7f7e8; }}
 </style></head><body>
 <h1>就业扶贫岗位匹配模型评估报告</h1>
 <p><b>Model evaluation report.</b> Model <code>{_e(model.get('version'))}</code> ({_e(model.get('kind'))}).
@@ -874,6 +942,7 @@ Test split: the {split['n_test']} referrals on or after <b>{_e(split['cut'])}</b
 测试集为 {_e(split['cut'])} 之后的 {split['n_test']} 条推荐记录，模型只用此前的 {split['n_train']} 条训练。</p>
 {warn_html}
 <h2>结论 What the numbers say</h2>
+<ul>{''.join(headline)}</ul>
 <div class="good"><b>模型优于基线之处 Where the model beats a baseline</b> (the 95% interval of the difference
 excludes zero):<ul>{beats}</ul></div>
 <div class="bad"><b>模型未优于基线之处 Where it does not</b>:<ul>{nots}</ul></div>
@@ -884,8 +953,8 @@ probabilities, so their Brier score and log loss only show they are not calibrat
 <h2>一、模型与基线对比 Model vs baselines on held-out referrals</h2>
 <p>AUC: how well the score separates hires from non-hires (0.5 is chance). Precision@{k} and NDCG@{k}: among
 each job's referred workers, how many of the {k} the scorer puts first were hired (jobs with more than {k}
-referrals). Household success@{hk}: share of households (more than {hk} referrals) with a hire among the
-{hk} the scorer puts first (most households have one to four held-out referrals, so only a short cut lets
+referrals). Household success@{hk}: share of households with more than {hk} held-out referral(s) that have a
+hire among the {hk} the scorer puts first (most households have one to four held-out referrals, so only a short cut lets
 the order matter). Intervals: 95% bootstrap over jobs (households for success), {ms['bootstrap']['resamples']}
 resamples, seed {ms['bootstrap']['seed']}.</p>
 {metric_table}
@@ -895,10 +964,12 @@ resamples, seed {ms['bootstrap']['seed']}.</p>
 <h2>二、分群体的校准与公平 Calibration and fairness by group</h2>
 <p>校准：预测的录用概率与实际录用率是否一致。ECE is the average gap between predicted and observed hire
 rates ({ms['calibration']['bins']} bins). Precision/recall count a score of at least the viability threshold
-{ms['calibration']['viability_threshold']} as a predicted hire. The last three columns compare each group's
-share of the model's recommendations with its share of the workers who have an eligible job.
+{ms['calibration']['viability_threshold']} as a predicted hire. The last four columns compare each group's
+share of the model's recommendations (each worker's top-k jobs; each job's top-k candidates) with its share
+of those eligible.
 {_e(ece_line)}</p>
 {group_table}
+{flag_html}
 {img('calibration.png', 'calibration by group')}
 {img('group_shares.png', 'group shares')}
 

@@ -45,7 +45,18 @@ def test_evaluation_tests_on_the_referrals_the_model_did_not_train_on(evaluation
     assert split["cut"] == manifest["metrics"]["data"]["cut"]
     assert split["n_test"] == manifest["metrics"]["data"]["n_test"]
     assert split["n_train"] == manifest["metrics"]["data"]["n_train"]
-    assert evaluation.metrics["warnings"] == []
+    assert not [w for w in evaluation.metrics["warnings"] if "training" in w or "overlap" in w]
+
+
+def test_a_test_split_piled_on_one_day_is_flagged():
+    h = f.household(household_id="H1")
+    workers = [f.worker("H1", worker_id=f"W{i}") for i in range(70)]
+    refs = [f.referral(f"W{i}", "J1", referred_on="2026-03-01" if i < 60 else "2026-02-20",
+                       outcome="hired" if i % 3 == 0 else "declined") for i in range(65)]
+    world = f.world([h], workers, [f.job(job_id="J1", slots=100)], refs)
+    out = ev.evaluate(world, POLICY, m.prior_model(), None, cut="2026-02-15", n_boot=20, audit_recommendations=False)
+    assert out.metrics["split"]["n_test"] == 65
+    assert any(w.startswith("60 of the 65 test referrals fall on one day (2026-03-01)") for w in out.metrics["warnings"])
 
 
 def test_a_cut_inside_the_models_training_data_is_refused(small_world, model_path):
