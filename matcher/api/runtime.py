@@ -367,8 +367,11 @@ class Runtime:
         if self._engine is None or self._pid != pid:
             with self._lock:
                 if self._engine is None or self._pid != pid:
-                    from matcher.store import make_engine
-                    self._engine, self._pid = make_engine(self.database_url), pid
+                    from matcher.store import make_engine, normalise_url
+                    # A file database cannot drop a pooled connection the way a server can: no ping.
+                    sqlite = normalise_url(self.database_url).get_backend_name() == "sqlite"
+                    self._engine = make_engine(self.database_url, **({"pool_pre_ping": False} if sqlite else {}))
+                    self._pid = pid
         return self._engine
 
     def dispose(self) -> None:
