@@ -573,20 +573,28 @@ def promote(world: World, policy: Policy, candidate_path: str | Path, models_dir
 
     The production model is the one the pointer file names. Without a pointer nothing has
     passed the gate yet (and the newest-manifest fallback would usually be the candidate
-    itself), so the candidate is checked against the baselines and the ECE limit only.
+    itself), so the candidate is checked against the baselines and the ECE limit only; the
+    same when the named model can no longer be loaded.
     """
     models_dir = Path(models_dir)
     cand, cand_manifest = m.load(candidate_path)
     pointer = models_dir / m.PRODUCTION_POINTER
     prod = prod_manifest = None
+    unusable = []
     if pointer.is_file() and pointer.read_text(encoding="utf-8").strip():
         prod_path = m.production_path(models_dir)
-        prod, prod_manifest = m.load(prod_path)
+        try:
+            prod, prod_manifest = m.load(prod_path)
+        except MatcherError as exc:
+            # A production model the service cannot load (say, after a library upgrade) serves
+            # nobody; it must not block its replacement, which then faces the first-model gate.
+            unusable.append(f"the production model cannot be loaded ({exc}); the candidate is gated against the "
+                            f"baselines only")
     ts = m.training_set(world, policy)
     sha = m.data_hash(world)
     cuts = [c for c in (trained_cut(cand_manifest), trained_cut(prod_manifest)) if c]
     cut = max(cuts) if cuts else choose_cut(ts.dates, policy)
-    warnings = [w for mf in (cand_manifest, prod_manifest) for w in check_split(mf, sha, cut)]
+    warnings = unusable + [w for mf in (cand_manifest, prod_manifest) for w in check_split(mf, sha, cut)]
     h = holdout(world, policy, cand, cut, ts)
     candidate = gate_numbers(h, policy)
     production = None

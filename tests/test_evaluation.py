@@ -302,3 +302,20 @@ def test_promote_without_a_world_says_so_in_one_line(model_path, tmp_path, capsy
     assert main(["promote", str(model_path), "--models-dir", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pass --world DIR" in err[0]
+
+
+def test_an_unloadable_production_model_does_not_block_its_replacement(small_world_dir, model_path, tmp_path, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    for p in (model_path, m.manifest_path(model_path)):
+        shutil.copy(p, models / p.name)
+    old = json.loads(m.manifest_path(model_path).read_text(encoding="utf-8"))
+    old["version"] = "old-build"
+    old["libraries"]["scikit-learn"] = "0.0.1"               # built with a library this service lacks
+    (models / "old-build.json").write_text(json.dumps(old), encoding="utf-8")
+    m.set_production(models, models / "old-build.json")
+    assert main(["promote", str(models / model_path.name), "--world", str(small_world_dir),
+                 "--models-dir", str(models)]) == 0
+    assert "production model cannot be loaded" in capsys.readouterr().err
+    assert (models / "production").read_text().strip() == m.manifest_path(model_path).name
+
