@@ -267,7 +267,7 @@ def build_document(app) -> dict:
         responses: dict[str, Any] = {str(op.status): ok}
         codes = set(op.errors) | {405, 500}
         if op.roles is not None:
-            codes |= {401, 429}
+            codes |= {401, 429, 503}   # 503: the database cannot be reached
             if set(op.roles) != set(ROLES):
                 codes.add(403)
         if op.body is not None:
