@@ -142,3 +142,29 @@ def test_a_plan_is_computed_stored_and_read_by_county(api):
     assert all(r["county_code"] == "371121" for r in other["rows"])
     assert api.get("/api/v1/allocations/999", as_="admin").status_code == 404
     assert api.get("/api/v1/allocations/99999999999999999999", as_="admin").status_code == 404
+
+
+@pytest.mark.postgres
+def test_the_whole_flow_on_postgresql(pg_url, tmp_path, prior_model_dir):
+    from conftest import make_api
+    api = make_api(pg_url, tmp_path, prior_model_dir)
+    try:
+        assert api.get("/readyz", as_=None).status_code == 200
+        job = api.post("/api/v1/jobs", as_="recruiter", json={
+            "job_id": "J-PG", "employer": "厂", "title": "工", "kind": "enterprise", "lat": 35.505, "lon": 119.267,
+            "slots": 1, "monthly_wage": 5000, "skills": ["缝纫"]}).get_json()
+        assert job["owner"] == "rec-1"
+        matches = api.get("/api/v1/households/H-A/matches", as_="volunteer").get_json()
+        assert "J-PG" in [m["job_id"] for m in matches["members"][0]["matches"]]
+        ref = api.post("/api/v1/referrals", as_="volunteer", json={"worker_id": "W-A1", "job_id": "J-PG"}).get_json()
+        assert api.patch(f"/api/v1/referrals/{ref['referral_id']}", as_="volunteer",
+                         json={"outcome": "hired"}).status_code == 200
+        assert api.get("/api/v1/jobs/J-PG", as_="recruiter").get_json()["filled"] == 1
+        assert api.get("/api/v1/stats").get_json()["placements_by_kind"]["enterprise"] == 1
+        assert api.post("/api/v1/allocations", json={}).status_code == 201
+        assert api.get("/api/v1/workers/W-A1\x00/matches", as_="admin").status_code == 404
+        assert api.post("/api/v1/jobs", as_="recruiter", json={
+            "employer": "厂", "title": "bad\u0000", "kind": "enterprise", "lat": 35.5, "lon": 119.2, "slots": 1,
+            "monthly_wage": 1}).status_code == 422
+    finally:
+        api.app.extensions["matcher"].dispose()

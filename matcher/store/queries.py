@@ -256,8 +256,8 @@ def stats(engine: Engine, subsidy_per_kind: dict[str, int]) -> dict:
         placements = dict(conn.execute(sa.select(jobs.c.kind, sa.func.count())
                                        .select_from(referrals.join(jobs, jobs.c.job_id == referrals.c.job_id))
                                        .where(referrals.c.outcome == "hired").group_by(jobs.c.kind)).all())
-        outcomes = dict(conn.execute(sa.select(sa.func.coalesce(referrals.c.outcome, "pending"), sa.func.count())
-                                     .group_by(sa.func.coalesce(referrals.c.outcome, "pending"))).all())
+        outcomes = {outcome or "pending": n for outcome, n in conn.execute(
+            sa.select(referrals.c.outcome, sa.func.count()).group_by(referrals.c.outcome)).all()}
         j = conn.execute(sa.select(
             sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", 1), else_=0)), 0),
             sa.func.coalesce(sa.func.sum(sa.case((jobs.c.status == "open", jobs.c.slots - jobs.c.filled),
