@@ -34,7 +34,6 @@ FEATURES: tuple[str, ...] = (
     "home_only",
     "will_migrate",
     "graduate",
-    "free_slots",
     "fallback_eligible",  # disabled or 4050
     "same_village",       # the job is in the worker's own village
     "same_town",
@@ -43,6 +42,8 @@ FEATURES: tuple[str, ...] = (
     *(f"kind_{k}" for k in KIND_CODES),
 )
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURES)}
+# Not a feature: a job's free slots. The store holds today's count, which the logged
+# hires themselves filled, so it would leak the outcome into the history it learns from.
 
 
 def skill_overlap(W: WorkerArrays, J: JobArrays, p: Pairs) -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +89,6 @@ def pair_features(W: WorkerArrays, J: JobArrays, p: Pairs, covered: np.ndarray |
     X[:, col["home_only"]] = W.home_only[w]
     X[:, col["will_migrate"]] = W.will_migrate[w]
     X[:, col["graduate"]] = W.graduate[w]
-    X[:, col["free_slots"]] = J.free[j]
     X[:, col["fallback_eligible"]] = W.fallback[w]
     X[:, col["same_village"]] = (J.village[j] != "") & (J.village[j] == W.village[w])
     X[:, col["same_town"]] = (J.town[j] != "") & (J.town[j] == W.town[w])

@@ -941,8 +941,11 @@ def _referrals(rng, rng_outcome, w, hh, jobs, vil, towns, policy, bar) -> tuple[
     keep = np.sort(first)[:target]
     wi, ji = wi[keep], ji[keep]
     n = len(wi)
-    lag = rng.integers(0, REFERRAL_LAG_DAYS + 1, n)
-    day = np.minimum(J["posted"][ji] + lag, _days(TODAY) - 1)
+    # The lag is drawn within the days the job has had before today, so recent jobs do
+    # not pile their referrals onto the last day of the history.
+    room = np.clip(_days(TODAY) - 1 - J["posted"][ji], 0, REFERRAL_LAG_DAYS)
+    lag = np.floor(rng.random(n) * (room + 1)).astype(np.int64)
+    day = J["posted"][ji] + lag
     order = np.lexsort((ji, wi, day))
     wi, ji, day = wi[order], ji[order], day[order]
 
