@@ -3,16 +3,19 @@
 The prepared arrays are rebuilt only when the store's fingerprint changes (a new job, a
 change, a hire, a new worker), so a vacancy posted through any worker process shows in the
 very next answer of every process, and a request costs one cheap query plus the ranking.
-Answers are remembered until the fingerprint or the model changes (a volunteer who opens the
-same household twice costs one ranking).
+Answers are remembered, as JSON bytes, until the fingerprint or the model changes (a volunteer
+who opens the same household twice costs one ranking).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from flask import Response, current_app
+
 from matcher.api.errors import not_found
 from matcher.api.runtime import runtime
+from matcher.api.schemas import HouseholdMatches, WorkerMatches
 from matcher.eligibility import KIND, Pairs, eligible_mask
 from matcher.features import pair_features, skill_overlap
 from matcher.geo import haversine_km
@@ -24,31 +27,51 @@ def ranker():
     return rt.world.engine(rt.engine, rt.policy, loaded), loaded
 
 
-def _remember(key: tuple, compute):
+def _remember(key: tuple, compute, schema) -> bytes | None:
+    """The answer as JSON bytes, remembered until the store or the model changes.
+
+    Kept as bytes, not as nested dicts and lists: thousands of remembered answers would
+    otherwise be millions of objects for the garbage collector to walk, and a hit needs no
+    encoding at all.
+    """
     rt = runtime()
     loaded = rt.models.require()
-    return rt.world.remember(rt.engine, rt.policy, loaded, key, lambda engine: compute(engine, loaded))
+    app = current_app._get_current_object()
+
+    def encoded(engine):
+        out = compute(engine, loaded)
+        if out is None:
+            return None
+        if app.config.get("VALIDATE_RESPONSES"):
+            out = schema.model_validate(out).model_dump(mode="json")
+        return app.json.dumps(out).encode("utf-8")
+
+    return rt.world.remember(rt.engine, rt.policy, loaded, key, encoded)
 
 
-def worker_matches(worker_id: str, k: int) -> dict:
+def _json(body: bytes) -> Response:
+    return Response(body, mimetype="application/json")
+
+
+def worker_matches(worker_id: str, k: int) -> Response:
     def compute(engine, loaded):
         if worker_id not in engine._row:
             return None
         out = engine.worker_matches(worker_id, k)
         return {"worker_id": out["worker_id"], "model_version": loaded.version,
                 **{key: out[key] for key in ("matches", "fallback", "training", "notes")}}
-    out = _remember(("worker", worker_id, k), compute)
-    if out is None:
+    body = _remember(("worker", worker_id, k), compute, WorkerMatches)
+    if body is None:
         raise not_found("worker")
-    return out
+    return _json(body)
 
 
-def household_matches(household_id: str, k: int) -> dict:
+def household_matches(household_id: str, k: int) -> Response:
     def compute(engine, loaded):
         out = engine.household_matches(household_id, k)
         return {"household_id": household_id, "model_version": loaded.version, "plan": out["plan"],
                 "members": out["members"]}
-    return _remember(("household", household_id, k), compute)
+    return _json(_remember(("household", household_id, k), compute, HouseholdMatches))
 
 
 def age_band(age: int) -> str:

@@ -1,11 +1,11 @@
 """What one service process holds: its database engine, the policy, the model, the prepared jobs.
 
-Everything here is per process. The engine is made lazily in the process that uses it (never
-carried across gunicorn's fork). The prepared job arrays are rebuilt only when the jobs'
-version in the database changes, so a vacancy posted through any worker process shows in
-the next match request of every process. A model reload in one process is written to a
+Everything here is per process. The database engine is made lazily in the process that uses it
+(never carried across gunicorn's fork). The prepared arrays of every job and worker are rebuilt
+only when the store's fingerprint changes, so a vacancy posted through any worker process shows
+in the next match request of every process. A model reload in one process is written to a
 small file in the instance folder; the other processes see the file change and load the
-same artifact before their next request.
+same artifact before their next request. Audit entries are written by a background thread.
 """
 
 from __future__ import annotations
@@ -171,8 +171,7 @@ class WorldCache:
     def __init__(self, precompute: bool = True):
         self.precompute = precompute
         self._lock = threading.Lock()
-        self._version = None
-        self._arrays: tuple | None = None
+        self._state: tuple | None = None     # (version, (J, W)), replaced whole
         self._engines: dict = {}
 
     def arrays(self, engine: Engine, policy: Policy):
@@ -180,18 +179,20 @@ class WorldCache:
         from matcher.store import queries
         from matcher.store.io import read_table
         version = queries.world_version(engine)
-        arrays = self._arrays
-        if arrays is not None and version == self._version:
-            return version, arrays
+        state = self._state
+        if state is not None and state[0] == version:
+            return state
         with self._lock:
-            if self._arrays is not None and version == self._version:
-                return version, self._arrays
+            state = self._state
+            if state is not None and state[0] == version:
+                return state
             # The version is read before the rows, so the rows are at least as new as the key.
             J = JobArrays.build(read_table(engine, "jobs"), SkillIndex())
             W = WorkerArrays.build(read_table(engine, "workers"), read_table(engine, "households"), policy,
                                    J.skill_index, J.words)
-            self._arrays, self._version, self._engines = (J, W), version, {}
-            return version, self._arrays
+            self._engines = {}
+            self._state = (version, (J, W))
+            return self._state
 
     def engine(self, engine: Engine, policy: Policy, loaded: "LoadedModel"):
         version, (J, W) = self.arrays(engine, policy)
