@@ -95,5 +95,7 @@ def patch_referral(referral_id: str, body: OutcomeIn):
                        "outcome")
     if result == "full":
         raise conflict("the job has no free position left (full or closed)", "outcome")
+    if result == "employed":
+        raise conflict("the worker is employed already (hired through another referral)", "outcome")
     audit(f"referral.{body.outcome}", "worker", ref["worker_id"])
     return _public(queries.get_referral(runtime().engine, referral_id))

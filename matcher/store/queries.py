@@ -168,17 +168,22 @@ def record_outcome(engine: Engine, referral_id: str, outcome: str, reason: str |
     """Record a referral's outcome; a hire takes one slot of the job in the same transaction.
 
     Returns 'ok', 'same' (the outcome was already this one; only reason and retention were
-    updated), 'recorded' (another outcome is already recorded), or 'full' (a hire, but the job
-    is full or closed: nothing was written).
+    updated), 'recorded' (another outcome is already recorded), 'full' (a hire, but the job
+    is full or closed: nothing was written) or 'employed' (a hire, but the worker was hired
+    through another referral already: nothing was written).
     """
     try:
         return _record_outcome(engine, referral_id, outcome, reason, retained_6m)
-    except _JobFull:
-        return "full"
+    except _Refused as exc:
+        return exc.result
 
 
-class _JobFull(Exception):
+class _Refused(Exception):
     """Raised inside the transaction so that it rolls back whole."""
+
+    def __init__(self, result: str):
+        super().__init__(result)
+        self.result = result
 
 
 def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
@@ -208,8 +213,13 @@ def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
                                     jobs.c.status == "open")
                              .values(filled=jobs.c.filled + 1, revision=jobs.c.revision + 1)).rowcount
         if taken != 1:
-            raise _JobFull()
-        conn.execute(sa.update(workers).where(workers.c.worker_id == ref.worker_id).values(employed=True))
+            raise _Refused("full")
+        # One job per worker: two pending referrals of one worker must not both become hires.
+        hired = conn.execute(sa.update(workers)
+                             .where(workers.c.worker_id == ref.worker_id, workers.c.employed.is_(False))
+                             .values(employed=True)).rowcount
+        if hired != 1:
+            raise _Refused("employed")
         return "ok"
 
 
