@@ -49,3 +49,22 @@ def test_the_service_answers_the_generated_world_like_the_engine(tmp_path, small
         got = api.get(f"/api/v1/households/{hid}/matches").get_json()
         want = json.loads(json.dumps(base.household_matches(hid, 10)))
         assert got["plan"] == want["plan"] and got["members"] == want["members"]
+
+
+def test_remembered_answers_are_bounded_and_forgotten_oldest_first(api, monkeypatch):
+    from matcher.api.runtime import WorldCache
+    monkeypatch.setattr(WorldCache, "MAX_ANSWER_BYTES", 1)
+    first = api.get("/api/v1/households/H-A/matches", as_="volunteer").get_data()
+    assert api.get("/api/v1/households/H-B/matches", as_="volunteer").status_code == 200
+    rt = api.app.extensions["matcher"]
+    ranker = rt.world.engine(rt.engine, rt.policy, rt.models.current)
+    assert list(ranker.answers) == [] and ranker.answer_bytes == 0
+    assert api.get("/api/v1/households/H-A/matches", as_="volunteer").get_data() == first
+
+
+def test_a_remembered_answer_is_dropped_when_the_store_changes(api):
+    before = api.get("/api/v1/workers/W-A1/matches", as_="volunteer").get_json()
+    assert api.get("/api/v1/workers/W-A1/matches", as_="volunteer").get_json() == before
+    api.patch("/api/v1/jobs/J-SEW", json={"title": "新标题"})
+    after = api.get("/api/v1/workers/W-A1/matches", as_="volunteer").get_json()
+    assert {m["job_id"]: m["title"] for m in after["matches"]}["J-SEW"] == "新标题"

@@ -166,7 +166,7 @@ class WorldCache:
     job's revision, so the worker it employs is seen too. The engine is cached per model.
     """
 
-    MAX_RESULTS = 20_000
+    MAX_ANSWER_BYTES = 64 << 20     # remembered answers per process (a household's is 5-30 kB)
 
     def __init__(self, precompute: bool = True):
         self.precompute = precompute
@@ -210,7 +210,7 @@ class WorldCache:
         return ranker
 
     def remember(self, engine: Engine, policy: Policy, loaded: "LoadedModel", key: tuple, compute):
-        """``compute(ranker)``, or its answer from before when nothing has changed since.
+        """``compute(ranker)`` (bytes), or its answer from before when nothing has changed since.
 
         Answers live on the ranker, which is made anew for every store fingerprint and model,
         so a remembered answer is always the one a fresh computation would give.
@@ -221,10 +221,13 @@ class WorldCache:
         if hit is not None:
             return hit
         value = compute(ranker)
+        if value is None:
+            return None
         with self._lock:
             answers[key] = value
-            while len(answers) > self.MAX_RESULTS:
-                answers.popitem(last=False)
+            ranker.answer_bytes += len(value)
+            while ranker.answer_bytes > self.MAX_ANSWER_BYTES and answers:
+                ranker.answer_bytes -= len(answers.popitem(last=False)[1])
         return value
 
 
@@ -260,6 +263,7 @@ def make_ranker(W, J, model, policy):
         def __init__(self, *args):
             super().__init__(*args)
             self.answers: OrderedDict = OrderedDict()
+            self.answer_bytes = 0
 
         def precompute(self, still_wanted=lambda: True) -> None:
             if not still_wanted():
