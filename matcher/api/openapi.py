@@ -89,7 +89,8 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     if not raw.strip():
         raise bad_request("the request body is empty; expected a JSON object")
     try:
-        return model.model_validate_json(raw)
+        # Strict: a JSON string or boolean is not an integer ("3", true), nor "yes" a boolean.
+        return model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise validation_error(exc) from None
 

@@ -73,7 +73,7 @@ SERVER_KEPT = ("filled", "status", "owner")
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _Out(BaseModel):
