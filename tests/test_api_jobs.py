@@ -196,3 +196,11 @@ def test_candidates_are_ranked_and_pseudonymised(api):
 
 def test_candidates_of_a_missing_job_are_404(api):
     assert api.get("/api/v1/jobs/NOPE/candidates", as_="admin").status_code == 404
+
+
+def test_patch_refuses_null_for_a_required_field_but_clears_a_place_code(api):
+    post(api, job_id="J-N")
+    resp = api.patch("/api/v1/jobs/J-N", as_="recruiter", json={"title": None})
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "title"
+    resp = api.patch("/api/v1/jobs/J-N", as_="recruiter", json={"town_code": None})
+    assert resp.status_code == 200 and resp.get_json()["town_code"] is None

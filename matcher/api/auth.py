@@ -93,10 +93,31 @@ def _bearer() -> str | None:
     return token.strip()
 
 
+def _too_large(limit: int) -> APIError:
+    return APIError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+
+
 def _check_size(limit: int) -> None:
-    request.max_content_length = limit
+    """Refuse a declared length beyond ``limit`` before reading anything, and cap what is read.
+
+    A body with no Content-Length (chunked) is read at most ``limit + 1`` bytes: werkzeug stops
+    quietly at its maximum, so one byte more is how :func:`read_body` tells a body that is too
+    large from one that is exactly the limit, instead of taking the first ``limit`` bytes for the
+    whole body.
+    """
+    g.body_limit = limit
+    request.max_content_length = limit + 1
     if request.content_length is not None and request.content_length > limit:
-        raise APIError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+        raise _too_large(limit)
+
+
+def read_body(cache: bool = True) -> bytes:
+    """The request body, never more than this endpoint's limit (else a 413)."""
+    data = request.get_data(cache=cache)
+    limit = g.get("body_limit")
+    if limit is not None and len(data) > limit:
+        raise _too_large(limit)
+    return data
 
 
 def init_app(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Endpoints declared once, with pydantic v2 request and response models, and the OpenAPI 3.1
+"""Endpoints declared once, with pydantic v2 request and response models, and the OpenAPI 3.0
 document built from those declarations (served at ``/openapi.json``; interactive docs at
 ``/docs`` from the swagger-ui files shipped by the ``swagger-ui-bundle`` package, no CDN).
 
@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fr
 from pydantic import BaseModel, ValidationError
 
 from matcher import __version__
+from matcher.api.auth import read_body
 from matcher.api.errors import APIError, HTTP_CODES, bad_request
 from matcher.api.schemas import SERVER_KEPT, ErrorBody
 
@@ -85,7 +86,7 @@ def validation_error(exc: ValidationError, where: str = "body") -> APIError:
 def parse_body(model: type[BaseModel]) -> BaseModel:
     if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         raise APIError(415, "unsupported_media_type", "send the body as application/json")
-    raw = request.get_data(cache=True)
+    raw = read_body(cache=True)
     if not raw.strip():
         raise bad_request("the request body is empty; expected a JSON object")
     try:
@@ -101,7 +102,7 @@ CSV_TYPES = ("text/csv", "application/csv", "text/plain")
 def read_csv_body() -> bytes:
     if request.mimetype not in CSV_TYPES:
         raise APIError(415, "unsupported_media_type", "send the file as text/csv")
-    data = request.get_data(cache=False)
+    data = read_body(cache=False)
     if not data.strip():
         raise bad_request("the request body is empty; expected a CSV file with a header row")
     return data
@@ -193,6 +194,43 @@ def _openapi_path(rule: str) -> str:
     return re.sub(r"<(?:[a-z_]+:)?([a-zA-Z_]+)>", r"{\1}", rule)
 
 
+def openapi30(node):
+    """Pydantic's JSON Schema (2020-12, as OpenAPI 3.1 has it) in the OpenAPI 3.0 dialect.
+
+    The interactive docs (swagger-ui 4, the version the swagger-ui-bundle package ships) read
+    3.0 only. ``anyOf [X, null]`` becomes X with ``nullable``, ``const`` an ``enum``, numeric
+    ``exclusiveMinimum``/``exclusiveMaximum`` their 3.0 boolean form.
+    """
+    if isinstance(node, list):
+        return [openapi30(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: openapi30(v) for k, v in node.items() if k not in ("examples", "$schema")}
+    options = node.get("anyOf")
+    if options and any(o == {"type": "null"} for o in options):
+        rest = [o for o in options if o != {"type": "null"}]
+        del node["anyOf"]
+        if len(rest) == 1 and "$ref" not in rest[0]:
+            node = {**rest[0], **node}
+        elif len(rest) == 1:
+            node["allOf"] = rest
+        else:
+            node["anyOf"] = rest
+        node["nullable"] = True
+        if "enum" in node and None not in node["enum"]:
+            node["enum"] = node["enum"] + [None]
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
+            node[plain] = node.pop(bound)
+            node[bound] = True
+    if "$ref" in node and len(node) > 1:
+        ref = node.pop("$ref")
+        node["allOf"] = [{"$ref": ref}] + node.get("allOf", [])
+    return node
+
+
 class _Schemas:
     def __init__(self):
         self.components: dict[str, dict] = {}
@@ -200,22 +238,23 @@ class _Schemas:
     def ref(self, model: type[BaseModel], mode: str = "validation") -> dict:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
         for name, sub in schema.pop("$defs", {}).items():
-            self.components.setdefault(name, sub)
+            self.components.setdefault(name, openapi30(sub))
         name = model.__name__
-        self.components.setdefault(name, schema)
+        self.components.setdefault(name, openapi30(schema))
         return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict]:
-    schema = model.model_json_schema(mode="validation")
+    schema = openapi30(model.model_json_schema(mode="validation"))
     required = set(schema.get("required", ()))
     params = []
     for name, prop in schema.get("properties", {}).items():
         prop = dict(prop)
-        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
-        if options:
-            prop.pop("default", None) if prop.get("default") is None else None
-            prop.update(options[0])
+        if prop.pop("nullable", False):   # an absent query parameter, not a null one
+            if prop.get("default", 0) is None:
+                del prop["default"]
+            if "enum" in prop:
+                prop["enum"] = [e for e in prop["enum"] if e is not None]
         description = prop.pop("description", None)
         prop.pop("title", None)
         p = {"name": name, "in": "query", "required": name in required, "schema": prop}
@@ -290,7 +329,7 @@ def build_document(app) -> dict:
         item["responses"] = responses
         path[op.method.lower()] = item
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.0.3",
         "info": {"title": "matcher", "version": __version__,
                  "description": "Job matching for employment poverty alleviation (Rizhao). Every request under "
                                 "/api/v1 needs `Authorization: Bearer TOKEN`; errors are "
@@ -319,15 +358,13 @@ DOCS_PAGE = """<!doctype html>
 <link rel="stylesheet" href="{static}/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
 <script src="{static}/swagger-ui-bundle.js"></script>
-<script src="{static}/swagger-ui-standalone-preset.js"></script>
 <script src="/docs/init.js"></script>
 </body></html>
 """
 
 DOCS_INIT = """window.onload = function () {
   window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout",
-    persistAuthorization: true});
+    presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout", persistAuthorization: true});
 };
 """
 

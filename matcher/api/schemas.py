@@ -132,24 +132,25 @@ class JobIn(JobFields):
 
 
 class JobPatch(_In):
-    """The fields to change; those left out keep their value."""
+    """The fields to change; those left out keep their value. Only the location and place codes
+    can be set to null (an out-of-county job has none)."""
 
-    employer: _text(200, 1) | None = None
-    title: _text(200, 1) | None = None
-    kind: JobKind | None = None
+    employer: _text(200, 1) = None  # type: ignore[assignment]
+    title: _text(200, 1) = None  # type: ignore[assignment]
+    kind: JobKind = None  # type: ignore[assignment]
     lat: Lat | None = None
     lon: Lon | None = None
     county_code: County | None = None
     town_code: Town | None = None
     village_code: Village | None = None
-    skills: list[Tag] | None = Field(None, max_length=50)
-    min_age: Age | None = None
-    max_age: Age | None = None
-    physical_demand: Demand | None = None
-    requires: list[Function] | None = Field(None, max_length=4)
-    slots: int | None = Field(None, ge=1, le=1_000_000)
-    monthly_wage: float | None = Field(None, ge=0, le=1_000_000)
-    posted_on: dt.date | None = Field(None, ge=dt.date(1970, 1, 1), le=dt.date(2200, 12, 31))
+    skills: list[Tag] = Field(None, max_length=50)  # type: ignore[assignment]
+    min_age: Age = None  # type: ignore[assignment]
+    max_age: Age = None  # type: ignore[assignment]
+    physical_demand: Demand = None  # type: ignore[assignment]
+    requires: list[Function] = Field(None, max_length=4)  # type: ignore[assignment]
+    slots: int = Field(None, ge=1, le=1_000_000)  # type: ignore[assignment]
+    monthly_wage: float = Field(None, ge=0, le=1_000_000)  # type: ignore[assignment]
+    posted_on: dt.date = Field(None, ge=dt.date(1970, 1, 1), le=dt.date(2200, 12, 31))  # type: ignore[assignment]
 
 
 class Job(_Out):
