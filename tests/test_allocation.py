@@ -232,7 +232,7 @@ def test_pruned_arcs_that_could_cover_a_household_are_added_back_and_certified()
                [f.worker("H1", worker_id="W1", age=35), f.worker("H2", worker_id="W2", age=55, sex="M")],
                [f.job(job_id="J1", monthly_wage=3000, slots=1), f.job(job_id="J2", monthly_wage=2000, slots=1,
                                                                       max_age=50)])
-    cands = A.score_candidates(e, top_n=1)
+    cands = A.score_candidates(e, top_n=1, job_quota=None)
     assert len(cands.arcs) == 2 and cands.pairs_total == 3          # W1 -> J2 was pruned
     best = A.allocate(e, candidates=cands)
     assert placed(best) == {"W1": "J2", "W2": "J1"}
@@ -300,7 +300,10 @@ def test_plan_is_feasible_and_lexicographically_optimal_on_random_small_worlds(w
     assert_feasible(e, base)
     assert objective(best) == brute_force(e)
     assert (objective(best)[:2]) >= (objective(base)[:2])
-    pruned = A.allocate(e, top_n=1)
+    pruned = A.allocate(e, candidates=A.score_candidates(e, top_n=1, job_quota=None), value_rounds=1000)
+    assert objective(pruned) == objective(best)
+    assert pruned.summary["optimality"]["certified"]
+    pruned = A.allocate(e, candidates=A.score_candidates(e, top_n=1, job_quota=None))
     assert objective(pruned)[:2] == objective(best)[:2]
     assert pruned.summary["optimality"]["certified"]
 
