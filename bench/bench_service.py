@@ -125,10 +125,21 @@ def wrk(base: str, path: str | None, duration: int, connections: int, threads: i
             "socket_errors": errors.group(1).strip() if errors else None}
 
 
+def summarise(runs: list[dict]) -> dict:
+    """The median run's figures (by p99), with the spread of p99 and requests/s over the runs."""
+    import statistics
+    out = {key: statistics.median(r[key] for r in runs) for key in ("rps", "p50_ms", "p90_ms", "p99_ms")}
+    out.update(p99_min=min(r["p99_ms"] for r in runs), p99_max=max(r["p99_ms"] for r in runs),
+               rps_min=min(r["rps"] for r in runs), rps_max=max(r["rps"] for r in runs),
+               non_2xx=sum(r["non_2xx"] for r in runs), runs=len(runs))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=20, help="seconds per wrk run")
-    ap.add_argument("--connections", type=int, nargs="+", default=[8, 16])
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, nargs="+", default=[4, 8, 16])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per setting; the report gives the median")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--wrk-threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "bench" / "service.md"))
@@ -165,16 +176,22 @@ def main(argv=None) -> int:
             # Start every worker process: world arrays, the background table of pair scores, the
             # remembered answers of the revisited households.
             wrk(base, None, 15, 4, 1, warm)
-            for n, c in enumerate(args.connections):
-                # Every household of the world once, k=10+5n (then k+1 on a second pass...): no
-                # (household, k) asked before, so every answer is ranked afresh.
-                cold = script(f"cold{n}", ids, True, kbase=10 + 5 * n)
-                row = {"cold": wrk(base, None, args.duration, c, args.wrk_threads, cold),
-                       "warm": wrk(base, None, args.duration, c, args.wrk_threads, warm),
-                       "healthz": wrk(base, "/healthz", args.duration, c, args.wrk_threads, None)}
+            n = 0
+            for c in args.connections:
+                runs = {"cold": [], "warm": [], "healthz": []}
+                for _ in range(args.repeat):
+                    # The world's households once each, k=10+5n (k+1 on a second pass...): no
+                    # (household, k) asked before, so every answer is ranked afresh.
+                    cold = script(f"cold{n}", ids, True, kbase=10 + 5 * n)
+                    n += 1
+                    runs["cold"].append(wrk(base, None, args.duration, c, args.wrk_threads, cold))
+                    runs["warm"].append(wrk(base, None, args.duration, c, args.wrk_threads, warm))
+                    runs["healthz"].append(wrk(base, "/healthz", args.duration, c, args.wrk_threads, None))
+                row = {k: summarise(v) for k, v in runs.items()}
                 results.append((c, row))
-                print(f"c={c}: " + " | ".join(f"{k} {r['rps']:.0f} req/s p99 {r['p99_ms']:.1f} ms"
-                                              for k, r in row.items()), file=sys.stderr)
+                print(f"c={c}: " + " | ".join(f"{k} {r['rps']:.0f} req/s p99 {r['p99_ms']:.1f} ms "
+                                              f"({r['p99_min']:.0f}-{r['p99_max']:.0f})" for k, r in row.items()),
+                      file=sys.stderr)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -212,25 +229,34 @@ def write_report(path: Path, args, ready: dict, results) -> None:
         "not re-validated (the test suite checks them).",
         f"- World: the default one (`matcher generate --seed 0`): {sizes['households']:,} households, "
         f"{sizes['workers']:,} workers, {sizes['jobs']:,} jobs; model `{ready.get('model_version')}`.",
-        f"- Load: wrk, {args.wrk_threads} thread(s), {args.duration} s per run, `GET "
-        "/api/v1/households/{id}/matches`, and `GET /healthz` on the same server.",
+        f"- Load: wrk, {args.wrk_threads} thread(s), {args.duration} s per run, {args.repeat} runs per setting "
+        "(the table gives medians, and the range over the runs), `GET /api/v1/households/{id}/matches`, and "
+        "`GET /healthz` on the same server.",
         "- *every request new*: the world's households in random order, with a `k` near 10 that changes per run "
         "and per pass, so no (household, k) is asked twice and every answer is ranked afresh: pair scores come from the table each worker process computes in the "
-        "background once per change of the store, six-month retention and training suggestions are scored on "
-        "demand (model calls).",
+        "background once per change of the store (six-month retention too); training suggestions are scored "
+        "on demand (a model call for members with few viable jobs).",
         "- *revisited*: 300 households (k=10) asked over and over; the service remembers an answer until the "
         "store's fingerprint or the model changes, so after the first visit a request is token check, scope "
         "check, audit entry and a lookup.",
         f"- Target: at least {TARGET_RPS} household requests/s with p99 under {TARGET_P99_MS} ms.",
         "",
-        "| connections | endpoint | requests/s | p50 ms | p90 ms | p99 ms | non-2xx | target |",
+        "| connections | endpoint | requests/s (range) | p50 ms | p90 ms | p99 ms (range) | non-2xx | target |",
         "|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for c, row in results:
         for key, r in row.items():
             mark = ("met" if _met(r) else "not met") if key != "healthz" else ""
-            lines.append(f"| {c} | {LABELS[key]} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | "
-                         f"{r['p99_ms']:.1f} | {r['non_2xx']} | {mark} |")
+            lines.append(f"| {c} | {LABELS[key]} | {r['rps']:.0f} ({r['rps_min']:.0f}-{r['rps_max']:.0f}) | "
+                         f"{r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} "
+                         f"({r['p99_min']:.0f}-{r['p99_max']:.0f}) | {r['non_2xx']} | {mark} |")
+    lines += [
+        "",
+        "How to read it: the machine is shared (other sessions' jobs run beside the benchmark; see the load "
+        "average above) and has 2 CPUs for 2 server processes plus wrk, so the tail moves from run to run far "
+        "more than throughput does; the ranges show by how much. One request's own cost, measured in-process "
+        "without HTTP, is about 2 ms at the median and about 10 ms at p99 for a fresh household answer.",
+    ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
 
