@@ -43,15 +43,21 @@ while unplacing at most one other worker, so it loses at most one household (``C
 value, and ``G`` outweighs both. The weights stay small (about ``2 * scale * workers``), well inside
 OR-Tools' int64 cost range, at 100 times the default world too.
 
-Scale: eligible pairs grow with the square of density (100 times the default world has about 860 million).
-Pairs are scored in chunks of workers; when they exceed ``max_arcs`` each worker keeps its ``top_n`` best
-arcs (the engine's order, which is the order of ``v``; a kept welfare arc implies all of the worker's
-market arcs are kept, so market first still holds against every eligible pair). Pruning then cannot lose
-coverage or graduates unnoticed: after solving, a residual-graph cut over the kept arcs is checked against
-every eligible pair of the workers on the source side; a crossing pair is an arc that could improve the
-plan, so it is added and the flow solved again, until no pair crosses. The plan's graduates and households
-covered are then certified maximal over all eligible pairs (``summary["optimality"]``); expected hires
-are optimal over the kept arcs.
+Scale: eligible pairs grow with the square of density (100 times the default world has hundreds of
+millions). Pairs are scored in chunks of workers. Up to ``max_arcs`` pairs every pair is an arc and the plan
+is exact. Beyond, the flow keeps each worker's best ``top_n`` pairs (the engine's order, which is the order
+of ``v``: a kept welfare arc implies that all of the worker's market arcs are kept, so market first holds
+against every eligible pair) and each job's best ``3 * free + 10`` workers; the other pairs are held out,
+8 bytes each (job and value). Column generation then brings back what matters, by LP duality: the
+shortest-path potentials of the plan's residual graph (it has no negative cycle, the plan being optimal
+over its arcs) price every held-out pair, and a pair of negative reduced cost, which could improve the
+plan, is added (at most ``per_worker`` a worker, the most negative first) and the flow solved again. A few
+rounds price all three levels; then rounds price the first two only (graduate 2, a household's first unit
+1, lexicographic by the same path argument) until no held-out pair has a negative reduced cost: graduates
+placed and households covered are then certified optimal over every eligible pair
+(``summary["optimality"]["certified"]``). Expected hires are certified too when the first rounds ran out of
+pairs to add; otherwise ``expected_hires_gap_bound`` bounds what a plan with the same graduates and
+households could add: under the potentials a worker gains at most its most negative held-out reduced cost.
 """
 
 from __future__ import annotations
@@ -205,6 +211,7 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
     market = np.zeros(len(W), np.int64)
     quota = (np.zeros(len(J), np.int64) if job_quota is None
              else np.ceil(job_quota * np.maximum(J.free, 0)).astype(np.int64) + JOB_EXTRA)
+    quota[J.kind == WELFARE] = 0        # a welfare arc is kept only with all of its worker's market arcs
     parts: list[Arcs] = []
     held: list[Held] = []
     pool = Arcs.concat([])
@@ -434,6 +441,26 @@ class _Network:
                             np.full(n, -1, np.int64), part.value[bad].astype(np.int64)))
         return Arcs.concat(out)
 
+    def welfare_misfits(self, chosen: np.ndarray, held: list["Held"]) -> Arcs:
+        """Held-out market pairs, with a slot still free in the plan, of workers the plan puts on a welfare
+        post (pairs added back for coverage can do that; the flow moves them once the pairs are arcs)."""
+        J = self.engine.J
+        a = self.arcs.take(chosen)
+        on_welfare = np.zeros(len(self.engine.W), bool)
+        on_welfare[a.w[J.kind[a.j] == WELFARE]] = True
+        left = J.free - np.bincount(a.j, minlength=len(J))
+        out = []
+        if on_welfare.any():
+            for part in held:
+                w = part.w
+                bad = np.flatnonzero(~part.taken & on_welfare[w] & (J.kind[part.j] != WELFARE) & (left[part.j] > 0))
+                if len(bad):
+                    part.taken[bad] = True
+                    n = len(bad)
+                    out.append(Arcs(w[bad], part.j[bad].astype(np.int64), np.full(n, np.nan), np.full(n, np.nan),
+                                    np.full(n, -1, np.int64), part.value[bad].astype(np.int64)))
+        return Arcs.concat(out)
+
     def value_gap(self, chosen: np.ndarray, held: list["Held"]) -> int:
         """An upper bound on how much value (expected hires times scale) a plan with the same graduates
         and households could add over this one: under feasible potentials a worker can gain at most the
@@ -525,6 +552,15 @@ class Allocation:
         """The rows as SPEC section 4's plan.csv has them."""
         return self.rows[PLAN_COLUMNS]
 
+    def records(self) -> list[dict]:
+        """The rows as JSON-ready dicts (plain Python values; no distance out of county is None)."""
+        out = self.rows.astype(object).where(self.rows.notna(), None).to_dict("records")
+        for r in out:
+            for k, v in r.items():
+                if isinstance(v, np.generic):
+                    r[k] = v.item()
+        return out
+
 
 def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int | None = None,
              max_arcs: int = DEFAULT_MAX_ARCS, scale: int = DEFAULT_SCALE, value_rounds: int = VALUE_ROUNDS,
@@ -561,6 +597,14 @@ def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int
             rounds[levels] += 1
             added += len(more)
             bar.update(1)
+    while held:
+        more = net.welfare_misfits(chosen, held)
+        if not len(more):
+            break
+        arcs = Arcs.concat([arcs, more])
+        net = _Network(engine, arcs, hh)
+        chosen = net.solve()
+        added += len(more)
     bar.close()
     if certified[3]:
         certified[2] = True

@@ -181,6 +181,9 @@ def test_older_woman_gets_the_welfare_post_when_the_market_slot_covers_another_h
     row = best.rows.set_index("worker_id").loc["A"]
     assert row["tier"] == "public_welfare" and row["subsidy_yuan"] == POLICY.subsidy.public_welfare
     assert any("公益性岗位托底" in r for r in row["reasons"])
+    records = json.loads(json.dumps(best.records(), ensure_ascii=False))
+    assert {r["worker_id"]: r["tier"] for r in records} == {"A": "public_welfare", "B": "market"}
+    assert records[0]["household_id"] == "H1" and isinstance(records[0]["reasons"], list)
     assert_feasible(e, best)
     assert best.summary["placed_by_kind"]["public_welfare"] == 1
     assert best.summary["subsidy_by_kind"]["public_welfare"] == POLICY.subsidy.public_welfare
@@ -303,9 +306,12 @@ def test_plan_is_feasible_and_lexicographically_optimal_on_random_small_worlds(w
     pruned = A.allocate(e, candidates=A.score_candidates(e, top_n=1, job_quota=None), value_rounds=1000)
     assert objective(pruned) == objective(best)
     assert pruned.summary["optimality"]["certified"]
-    pruned = A.allocate(e, candidates=A.score_candidates(e, top_n=1, job_quota=None))
+    pruned = A.allocate(e, candidates=A.score_candidates(e, top_n=1, job_quota=None), value_rounds=0)
     assert objective(pruned)[:2] == objective(best)[:2]
     assert pruned.summary["optimality"]["certified"]
+    assert_feasible(e, pruned)
+    gap = pruned.summary["optimality"]["expected_hires_gap_bound"] * A.DEFAULT_SCALE
+    assert objective(best)[2] - objective(pruned)[2] <= gap + 1e-6
 
 
 # -- the default world --------------------------------------------------------------------------------------
