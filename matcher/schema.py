@@ -30,6 +30,7 @@ FUNCTIONS = ("sight", "hearing", "speech", "literacy")
 STATUSES = ("open", "closed")
 OUTCOMES = ("hired", "declined", "rejected", "no_show")
 WORKSHOP_KINDS = ("workshop_factory", "workshop_home")
+DATE_MIN_YEAR, DATE_MAX_YEAR = 1900, 2200    # dates are stored as datetime64[ns]
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,15 @@ def _parse_column(col: Column, s: pd.Series, file: str) -> pd.Series:
                 _fail(file, i, col.name, f"expected tags from {', '.join(col.choices)}, got {bad.iloc[i]!r}")
         return parts.astype(object)
     if col.kind == "date":
+        shaped = s.str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).to_numpy()
+        i = _first(~empty & ~shaped)
+        if i is not None:
+            _fail(file, i, col.name, f"expected a date YYYY-MM-DD, got {s.iloc[i]!r}")
+        year = pd.to_numeric(s.str[:4].where(shaped, None), errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            i = _first(shaped & ((year < DATE_MIN_YEAR) | (year > DATE_MAX_YEAR)))
+        if i is not None:
+            _fail(file, i, col.name, f"expected a date YYYY-MM-DD between {DATE_MIN_YEAR} and {DATE_MAX_YEAR}, got {s.iloc[i]!r}")
         d = pd.to_datetime(s.where(~empty, None), format="%Y-%m-%d", errors="coerce")
         bad = (~empty) & d.isna().to_numpy()
         i = _first(bad)

@@ -114,7 +114,7 @@ def test_min_age_above_max_age(tmp_path):
     assert (e.file, e.row, e.column) == ("jobs.csv", 2, "min_age")
 
 
-@pytest.mark.parametrize("value", ["2026-13-01", "2026/01/05", "yesterday"])
+@pytest.mark.parametrize("value", ["2026-13-01", "2026/01/05", "yesterday", "1500-01-01", "9999-12-31"])
 def test_bad_date(tmp_path, value):
     e = _error(tmp_path, jobs=[f.job(job_id="J1", posted_on=value)])
     assert (e.file, e.row, e.column) == ("jobs.csv", 2, "posted_on")
