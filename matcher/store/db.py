@@ -20,6 +20,9 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 BUSY_TIMEOUT_MS = 5000
+# How long a new PostgreSQL connection may take (a URL's own ?connect_timeout= wins). Without it a
+# server that accepts the connection but never answers holds the request for as long as TCP lasts.
+CONNECT_TIMEOUT_S = 5
 _WRITE = "matcher_write"
 
 _engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
@@ -55,6 +58,8 @@ def make_engine(url: str | URL, **kw) -> Engine:
         engine = sa.create_engine(u, **kw)
         _sqlite_events(engine)
     else:
+        if u.get_backend_name() == "postgresql" and "connect_timeout" not in u.query:
+            kw["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kw.get("connect_args", {})}
         engine = sa.create_engine(u, **kw)
     _engines.add(engine)
     return engine
