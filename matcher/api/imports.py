@@ -12,7 +12,7 @@ from matcher.api.errors import APIError
 from matcher.api.openapi import endpoint
 from matcher.api.runtime import runtime
 from matcher.api.schemas import ImportResult
-from matcher.errors import SchemaError
+from matcher.errors import MatcherError, SchemaError
 from matcher.schema import FILES, read_table
 from matcher.store import import_world
 
@@ -27,6 +27,8 @@ def _import(table: str, data: bytes) -> dict:
     except SchemaError as exc:
         raise APIError(422, "invalid_data", str(exc), exc.column) from None
     except (ValueError, OverflowError) as exc:
+        if isinstance(exc, MatcherError):      # e.g. the store is unavailable: its own status (503)
+            raise
         # e.g. a date pandas cannot hold (before 1677 or after 2262): still the file's fault.
         raise APIError(422, "invalid_data", f"{FILES[table]}: a value is out of range "
                                             f"({type(exc).__name__})") from None

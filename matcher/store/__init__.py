@@ -4,8 +4,8 @@ SQLite by default (a file, no server), PostgreSQL when the URL says so; the same
 same migrations serve both.
 """
 
-from matcher.store.db import (dispose_after_fork, make_engine, normalise_url, safe_url, session_scope,
-                              write_connection)
+from matcher.store.db import (StoreUnavailable, dispose_after_fork, make_engine, normalise_url, safe_url,
+                              session_scope, write_connection)
 from matcher.store.io import (ImportResult, counts, export_world, frame_from_rows, import_world, read_table,
                               read_world, rows_from_frame)
 from matcher.store.migrate import SchemaNotReady, check_schema, current_revision, head_revision, init_db
@@ -13,6 +13,7 @@ from matcher.store.tokens import TokenError, TokenInfo, create_token, hash_token
 
 __all__ = [
     "make_engine", "normalise_url", "safe_url", "session_scope", "write_connection", "dispose_after_fork",
+    "StoreUnavailable",
     "init_db", "check_schema", "current_revision", "head_revision", "SchemaNotReady",
     "import_world", "export_world", "read_world", "read_table", "counts", "ImportResult",
     "rows_from_frame", "frame_from_rows",

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from matcher.errors import MatcherError
+
 BUSY_TIMEOUT_MS = 5000
 # How long a new PostgreSQL connection may take (a URL's own ?connect_timeout= wins). Without it a
 # server that accepts the connection but never answers holds the request for as long as TCP lasts.
@@ -26,6 +28,13 @@ CONNECT_TIMEOUT_S = 5
 _WRITE = "matcher_write"
 
 _engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
+class StoreUnavailable(MatcherError):
+    """The database could not do what was asked (disk full, locked past its timeout, gone): nothing was written."""
+
+    status = 503
+    code = "database_unavailable"
 
 
 def normalise_url(url: str | URL) -> URL:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from matcher.errors import SchemaError
 from matcher.schema import COLUMNS, FILES, ID_COLUMN, TABLES, World, write_world
-from matcher.store.db import write_connection
+from matcher.store.db import StoreUnavailable, write_connection
 from matcher.store.models import TABLE_ORDER, Base
 
 WORLD_TABLES = ("households", "workers", "jobs", "referrals")
@@ -238,7 +238,8 @@ def import_world(engine: Engine, world: World | Mapping[str, pd.DataFrame], *,
 
     Tables missing from a mapping count as empty, so the API can import one file at a time.
     Raises SchemaError, and leaves the database exactly as it was, when a reference points
-    nowhere or an id is already stored with different values.
+    nowhere or an id is already stored with different values; StoreUnavailable when the database
+    cannot take it (disk full, locked past its timeout, gone), likewise writing nothing.
     """
     tables = world.tables() if isinstance(world, World) else dict(world)
     unknown = set(tables) - set(WORLD_TABLES)
@@ -267,6 +268,9 @@ def import_world(engine: Engine, world: World | Mapping[str, pd.DataFrame], *,
     except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
         raise SchemaError(f"the database refused the rows: {_first_line(exc)}",
                           file=FILES.get(current)) from None
+    except sa.exc.OperationalError as exc:
+        raise StoreUnavailable(f"the database could not take the import ({_first_line(exc)}); "
+                               "nothing of it was written") from None
     _analyze(engine, [name for name, n in result.inserted.items() if n >= ANALYZE_AFTER])
     return result
 
