@@ -77,8 +77,16 @@ class ModelHolder:
         return p
 
     def _load(self, path: Path) -> LoadedModel:
+        """Load an artifact; whatever is wrong with the files is a ModelError, so the service still starts."""
         from matcher import model as m
-        model, manifest = m.load(path)
+        try:
+            model, manifest = m.load(path)
+        except ModelError:
+            raise
+        except (OSError, ValueError, TypeError, AttributeError, KeyError) as exc:
+            # e.g. a manifest that is a folder, or JSON that is not an object
+            raise ModelError(f"model manifest {m.manifest_path(path)} could not be read: {type(exc).__name__}") \
+                from None
         return LoadedModel(model, manifest, str(m.manifest_path(path)))
 
     def load_at_start(self, path: str | None) -> None:
