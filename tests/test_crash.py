@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -394,9 +395,12 @@ def _get(port, path, token=None, timeout=5):
     return resp.status, resp.read()
 
 
-@pytest.fixture
-def served(tmp_path, prior_model_dir):
-    """`matcher serve --workers 2` on a loopback port over api_world(); yields (process, port, tokens)."""
+@contextmanager
+def run_service(tmp_path: Path, models_dir: Path, **env):
+    """`matcher serve --workers 2` on a loopback port over api_world(); yields (process, port, tokens, log path).
+
+    ``env`` adds MATCHER_* variables (e.g. MATCHER_REDIS_URL); the log is the service's whole output.
+    """
     from matcher.store import create_token, import_world, init_db, make_engine
     db = f"sqlite:///{tmp_path / 'serve.db'}"
     init_db(db)
@@ -406,32 +410,40 @@ def served(tmp_path, prior_model_dir):
               "volunteer": create_token(engine, "volunteer", "vol", county="371102")}
     engine.dispose()
     port = _free_port()
-    env = dict(os.environ, MATCHER_DATABASE_URL=db, MATCHER_MODELS_DIR=str(prior_model_dir),
-               MATCHER_INSTANCE=str(tmp_path / "instance"), MATCHER_LOG_LEVEL="INFO")
-    env.pop("MATCHER_MODEL", None)
-    env.pop("MATCHER_REDIS_URL", None)
-    log = open(tmp_path / "serve.log", "w+")
+    environ = dict(os.environ, MATCHER_DATABASE_URL=db, MATCHER_MODELS_DIR=str(models_dir),
+                   MATCHER_INSTANCE=str(tmp_path / "instance"), MATCHER_LOG_LEVEL="INFO")
+    for name in ("MATCHER_MODEL", "MATCHER_REDIS_URL", "MATCHER_RATE_LIMIT"):
+        environ.pop(name, None)
+    environ.update(env)
+    log_path = tmp_path / "serve.log"
+    log = open(log_path, "w+")
     proc = subprocess.Popen([sys.executable, "-m", "matcher", "serve", "--port", str(port), "--workers", "2"],
-                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    for _ in range(240):
-        try:
-            if _get(port, "/readyz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.25)
-    else:
-        proc.kill()
-        pytest.fail("the service did not become ready")
+                            env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        yield proc, port, tokens, tmp_path / "serve.log"
+        for _ in range(240):
+            try:
+                if _get(port, "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.25)
+        else:
+            pytest.fail("the service did not become ready")
+        assert proc.poll() is None, log_path.read_text()[-2000:]
+        yield proc, port, tokens, log_path
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         log.close()
+
+
+@pytest.fixture
+def served(tmp_path, prior_model_dir):
+    with run_service(tmp_path, prior_model_dir) as service:
+        yield service
 
 
 @pytest.mark.slow

@@ -201,7 +201,9 @@ def test_household_outside_the_county_is_404_and_reads_are_audited(api):
     assert ("vol-donggang", "household.read", "household", "H-A") in got
     assert ("vol-donggang", "household.list", "place", "371102107201") in got
     assert ("admin-1", "household.read", "household", "H-OUT") in got
-    assert not [e for e in got if e[0] == "vol-donggang" and e[3] == "H-OUT"]
+    # The volunteer's attempt outside the county is audited as a denial, never as a read.
+    assert [e[1] for e in got if e[0] == "vol-donggang" and e[3] == "H-OUT"] == \
+        ["pages.households_list.get_household.denied"]
 
 
 def test_job_places_tell_any_role_where_jobs_are(api):

@@ -162,9 +162,16 @@ def in_scope(county_code: str | None) -> bool:
     return tok.role != "volunteer" or (county_code is not None and county_code == tok.county_code)
 
 
-def require_scope(county_code: str | None, what: str) -> None:
+def require_scope(county_code: str | None, what: str, resource_id: str | None = None) -> None:
+    """A 404 for a record outside the token's county, as if it did not exist; the attempt is audited."""
     if not in_scope(county_code):
+        denied(what, resource_id, 404)
         raise not_found(what)
+
+
+def denied(resource_type: str | None, resource_id: str | None, status: int) -> None:
+    """Audit an attempt outside the token's scope (404) or role (403): who, which endpoint, which record."""
+    audit(f"{request.endpoint}.denied", resource_type, resource_id, status)
 
 
 def owns(job_owner: str | None) -> bool:
@@ -172,7 +179,7 @@ def owns(job_owner: str | None) -> bool:
     return tok.role == "admin" or (tok.role == "recruiter" and job_owner == tok.name)
 
 
-def audit(action: str, resource_type: str, resource_id: str, status: int = 200) -> None:
+def audit(action: str, resource_type: str | None, resource_id: str | None, status: int = 200) -> None:
     """Record who read or changed whose data; ids only, never the data itself."""
     from matcher.api.runtime import runtime
     tok = getattr(g, "token", None)

@@ -287,7 +287,7 @@ def get_household(household_id: str):
     detail = household_detail(runtime().engine, household_id) if plausible_id(household_id) else None
     if detail is None:
         raise not_found("household")
-    require_scope(detail["county_code"], "household")
+    require_scope(detail["county_code"], "household", household_id)
     audit("household.read", "household", household_id)
     return detail
 

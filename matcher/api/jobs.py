@@ -8,7 +8,7 @@ import uuid
 import pandas as pd
 from flask import Blueprint, g
 
-from matcher.api.auth import owns
+from matcher.api.auth import denied, owns
 from matcher.api.errors import conflict, invalid, not_found
 from matcher.api.openapi import ROLES, Reply, endpoint
 from matcher.api.runtime import runtime
@@ -53,7 +53,10 @@ def checked_row(table: str, record: dict) -> dict:
 def visible_job(job_id: str) -> dict:
     """The job, if this token owns it (or is an admin); otherwise 404, as if it did not exist."""
     job = queries.get_job(runtime().engine, job_id) if plausible_id(job_id) else None
-    if job is None or not owns(job["owner"]):
+    if job is None:
+        raise not_found("job")
+    if not owns(job["owner"]):
+        denied("job", job_id, 404)
         raise not_found("job")
     return job
 

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fr
 from pydantic import BaseModel, ValidationError
 
 from matcher import __version__
-from matcher.api.auth import read_body
+from matcher.api.auth import denied, read_body
 from matcher.api.errors import APIError, HTTP_CODES, bad_request
 from matcher.api.schemas import SERVER_KEPT, ErrorBody
 
@@ -139,6 +139,7 @@ def endpoint(bp: Blueprint, rule: str, method: str = "GET", *, summary: str, des
         @functools.wraps(fn)
         def view(**path):
             if op.roles is not None and g.token.role not in op.roles:
+                denied(None, None, 403)
                 raise APIError(403, "forbidden", f"a {g.token.role} token may not do this; "
                                                  f"it needs one of: {', '.join(op.roles)}")
             kwargs = {}
