@@ -175,3 +175,44 @@ def api(tmp_path, prior_model_dir):
     a = make_api(f"sqlite:///{tmp_path / 'api.db'}", tmp_path, prior_model_dir)
     yield a
     a.app.extensions["matcher"].dispose()
+
+
+# -- privacy: nothing the service logs may hold the personal data it served ------------------------
+# tests/privacy_guard.py keeps every log record of the session and collects the personal data that
+# API answers carried; at the end the run fails if any of it is in a log. See SECURITY.md.
+
+_WORKER_LEAKS = pytest.StashKey[list]()
+
+
+def pytest_configure(config):
+    from privacy_guard import GUARD
+    GUARD.install()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from privacy_guard import GUARD
+    leaks = GUARD.leaks()
+    GUARD.uninstall()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:          # a pytest-xdist worker: the controller reports
+        workeroutput["privacy_leaks"] = leaks
+        return
+    leaks += session.config.stash.get(_WORKER_LEAKS, [])
+    if not leaks:
+        return
+    lines = [f"FAILED privacy: {len(leaks)} piece(s) of personal data served by the API are in the logs:"]
+    lines += [f"  {leak}" for leak in leaks[:50]]
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("=", "privacy guard", red=True)
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    leaks = getattr(node, "workeroutput", {}).get("privacy_leaks", [])
+    node.config.stash.setdefault(_WORKER_LEAKS, []).extend(leaks)

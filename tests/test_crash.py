@@ -417,6 +417,8 @@ def run_service(tmp_path: Path, models_dir: Path, **env):
     environ.update(env)
     log_path = tmp_path / "serve.log"
     log = open(log_path, "w+")
+    from privacy_guard import GUARD
+    GUARD.watch_file(log_path)      # its log is checked for personal data at the end of the session
     proc = subprocess.Popen([sys.executable, "-m", "matcher", "serve", "--port", str(port), "--workers", "2"],
                             env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
