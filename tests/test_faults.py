@@ -414,3 +414,29 @@ def test_a_model_path_that_does_not_exist_is_not_ready(tmp_path, prior_model_dir
     # An evaluator repairs it without a restart.
     assert api.post("/api/v1/model/reload", as_="evaluator", json={}).status_code == 200
     assert api.get("/readyz", as_=None).status_code == 200
+
+
+# -- a stream of changes ---------------------------------------------------------------------------
+
+def test_a_stream_of_posts_and_hires_does_not_pile_up_background_scoring(tmp_path, prior_model_dir, monkeypatch):
+    """Every store change makes a new ranker; only the newest is scored, by one thread, once changes settle.
+
+    Each scoring takes about a second of CPU on the default world; one started per change starved the
+    requests under a stream of posts and hires (bench/load.md).
+    """
+    from matcher.api.runtime import WorldCache
+    monkeypatch.setattr(WorldCache, "SETTLE_SECONDS", 0.3)
+    api = make_api(f"sqlite:///{tmp_path / 'stream.db'}", tmp_path, prior_model_dir, PRECOMPUTE_SCORES=True)
+    world = api.app.extensions["matcher"].world
+    rankers = []
+    for i in range(12):
+        assert api.post("/api/v1/jobs", as_="recruiter", json=dict(JOB, job_id=f"J-STREAM{i}")).status_code == 201
+        assert api.get("/api/v1/households/H-A/matches", as_="volunteer").status_code == 200
+        rankers.append(next(iter(world._engines.values())))
+    assert len({id(r) for r in rankers}) == 12          # one ranker per change
+    deadline = time.monotonic() + 20
+    while rankers[-1]._all is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rankers[-1]._all is not None                # the newest was scored once changes settled
+    assert all(r._all is None for r in rankers[:-1])   # none of the stale ones was
+    api.app.extensions["matcher"].dispose()

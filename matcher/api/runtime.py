@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,12 +176,19 @@ class WorldCache:
     """
 
     MAX_ANSWER_BYTES = 64 << 20     # remembered answers per process (a household's is 5-30 kB)
+    # Every pair is scored in the background once the store has stayed unchanged this long, by one
+    # thread per process: under a stream of posts and hires a new scoring per change (a second of
+    # CPU each, none of them finished before the next change) starved the requests themselves.
+    SETTLE_SECONDS = 1.0
 
     def __init__(self, precompute: bool = True):
         self.precompute = precompute
         self._lock = threading.Lock()
         self._state: tuple | None = None     # (version, (J, W)), replaced whole
         self._engines: dict = {}
+        self._wanted: tuple | None = None    # (when it was made, the ranker to score in the background)
+        self._wake = threading.Event()
+        self._scorer_pid: int | None = None
 
     def arrays(self, engine: Engine, policy: Policy):
         from matcher.eligibility import WorkerArrays
@@ -213,9 +221,29 @@ class WorldCache:
                     ranker = make_ranker(W, J, loaded.model, policy)
                     self._engines = {key: ranker}
                     if self.precompute:
-                        threading.Thread(target=ranker.precompute, args=(lambda: self._engines.get(key) is ranker,),
-                                         name="matcher-scores", daemon=True).start()
+                        self._schedule(ranker)
         return ranker
+
+    def _schedule(self, ranker) -> None:
+        """Have the newest ranker's pairs scored in the background (one thread per process)."""
+        self._wanted = (time.monotonic(), ranker)
+        if self._scorer_pid != os.getpid():
+            self._scorer_pid = os.getpid()
+            threading.Thread(target=self._score_in_background, name="matcher-scores", daemon=True).start()
+        self._wake.set()
+
+    def _score_in_background(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while (wanted := self._wanted) is not None:
+                wait = wanted[0] + self.SETTLE_SECONDS - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)       # then look again: a newer ranker may have replaced it
+                    continue
+                wanted[1].precompute(lambda: self._wanted is wanted)
+                if self._wanted is wanted:
+                    self._wanted = None
 
     def remember(self, engine: Engine, policy: Policy, loaded: "LoadedModel", key: tuple, compute):
         """``compute(ranker)`` (bytes), or its answer from before when nothing has changed since.
