@@ -216,3 +216,31 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_testnodedown(node, error):
     leaks = getattr(node, "workeroutput", {}).get("privacy_leaks", [])
     node.config.stash.setdefault(_WORKER_LEAKS, []).extend(leaks)
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A throwaway redis-server on a free port (skipped when the binary is missing)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)

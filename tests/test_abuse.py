@@ -7,8 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -121,30 +119,6 @@ def test_a_revoked_token_is_refused_at_once_by_every_process(tmp_path, prior_mod
 
 # -- the rate limit across gunicorn's workers ----------------------------------------------------
 
-@pytest.fixture
-def redis_server(tmp_path):
-    """A throwaway redis-server on a free port (its own keys; skipped when the binary is missing)."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def _inside_one_minute(needed: float = 5.0):
     """The limit counts per clock minute: start where the next `needed` seconds stay inside one."""
     into = time.time() % 60
@@ -153,9 +127,9 @@ def _inside_one_minute(needed: float = 5.0):
 
 
 @pytest.mark.slow
-def test_gunicorn_workers_share_one_limit_per_token_through_redis(tmp_path, prior_model_dir, redis_server):
+def test_gunicorn_workers_share_one_limit_per_token_through_redis(tmp_path, prior_model_dir, redis_url):
     limit = 12
-    with run_service(tmp_path, prior_model_dir, MATCHER_REDIS_URL=redis_server,
+    with run_service(tmp_path, prior_model_dir, MATCHER_REDIS_URL=redis_url,
                      MATCHER_RATE_LIMIT=str(limit)) as (proc, port, tokens, log):
         _inside_one_minute(needed=20)
         answers, pids = [], set()

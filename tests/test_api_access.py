@@ -320,34 +320,6 @@ def test_redis_limiter_falls_back_to_this_process_when_redis_is_down():
     assert lim.hit("t", now=62.0) == 58
 
 
-@pytest.fixture
-def redis_url(tmp_path):
-    """A throwaway redis-server on a free port (skipped when the binary is missing)."""
-    import shutil
-    import socket
-    import subprocess
-    import time
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def test_with_redis_the_limit_is_shared_by_every_process(tmp_path, prior_model_dir, redis_url):
     from conftest import Api
     from matcher.api import create_app
