@@ -267,3 +267,21 @@ def test_a_worker_referred_to_two_jobs_is_hired_once(db_url, tmp_path, prior_mod
         assert declined.status_code == 200
     finally:
         api.app.extensions["matcher"].dispose()
+
+
+def test_slots_below_the_hires_already_made_are_a_409_naming_slots(db_url, tmp_path, prior_model_dir):
+    """Found by the machine on PostgreSQL: it was a 422 naming `filled` (a field the client never sent)
+    when the hires were already in, and a 409 only when one raced the change."""
+    api = make_api(db_url, tmp_path, prior_model_dir)
+    try:
+        for worker in ("W-A1", "W-B1"):
+            ref = api.post("/api/v1/referrals", as_="volunteer", json={"worker_id": worker, "job_id": "J-SEW"})
+            assert api.patch(f"/api/v1/referrals/{ref.get_json()['referral_id']}", as_="volunteer",
+                             json={"outcome": "hired"}).status_code == 200
+        resp = api.patch("/api/v1/jobs/J-SEW", json={"slots": 1})
+        assert resp.status_code == 409
+        assert resp.get_json()["error"]["field"] == "slots"
+        assert api.get("/api/v1/jobs/J-SEW").get_json()["slots"] == 3
+        assert api.patch("/api/v1/jobs/J-SEW", json={"slots": 2}).status_code == 200
+    finally:
+        api.app.extensions["matcher"].dispose()

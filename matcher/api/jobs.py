@@ -98,6 +98,9 @@ def patch_job(job_id: str, body: JobPatch):
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     if not changes:
         return job
+    if "slots" in changes and changes["slots"] < job["filled"]:
+        # A conflict with the job's state (a 409 naming slots), not a bad value of `filled`.
+        raise conflict("slots cannot go below the positions already filled", "slots")
     merged = dict(job, **changes)
     row = checked_row("jobs", merged)
     values = {k: row[k] for k in changes}
