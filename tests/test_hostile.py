@@ -59,16 +59,32 @@ HOSTILE_IDS = ["%00", "a%00b", "x" * 5000, "..%2F..%2Fetc%2Fpasswd", "%ff%fe", "
                "%F0%9F%98%80", "H-A%0d%0aSet-Cookie:x", "%E6%97%A5%E7%85%A7", "-1", "99999999999999999999999"]
 
 
-@pytest.fixture(scope="module")
-def hapi(tmp_path_factory, prior_model_dir):
-    """One service for the module (small body limits, so 413 is cheap to reach), with a referral to patch."""
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def hapi(request, tmp_path_factory, prior_model_dir):
+    """One service per store for the module (small body limits, so 413 is cheap to reach), with a referral."""
+    import uuid
+
+    import sqlalchemy as sa
     tmp = tmp_path_factory.mktemp("hostile")
-    a = make_api(f"sqlite:///{tmp / 'hostile.db'}", tmp, prior_model_dir,
-                 MAX_JSON_BYTES=JSON_LIMIT, MAX_CSV_BYTES=CSV_LIMIT)
+    admin = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp / 'hostile.db'}"
+    else:
+        server = request.getfixturevalue("pg_server")
+        name = f"matcher_h_{uuid.uuid4().hex[:12]}"
+        admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = server.rsplit("/", 1)[0] + "/" + name
+    a = make_api(url, tmp, prior_model_dir, MAX_JSON_BYTES=JSON_LIMIT, MAX_CSV_BYTES=CSV_LIMIT)
     resp = a.post("/api/v1/referrals", as_="volunteer", json={"worker_id": "W-A1", "job_id": "J-SEW"})
     a.referral_id = resp.get_json()["referral_id"]
     yield a
     a.app.extensions["matcher"].dispose()
+    if admin is not None:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def well_formed(resp, status=None, code=None, field=...):
