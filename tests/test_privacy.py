@@ -134,3 +134,24 @@ def test_logging_records_are_captured_from_every_logger():
     for name in ("matcher.api", "werkzeug", "gunicorn.error", "sqlalchemy.engine", "some.library"):
         logging.getLogger(name).warning("probe %s", name)
     assert len(GUARD.capture.lines) - before == 5
+
+
+def test_werkzeugs_own_server_does_not_log_request_paths(api):
+    """Found by the session guard: the browser tests' server logged `GET /api/v1/households/<id>...`."""
+    import threading
+    import urllib.request
+
+    from werkzeug.serving import make_server
+    server = make_server("127.0.0.1", 0, api.app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    first_line = len(GUARD.capture.lines)
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{server.server_port}/api/v1/households/H-A/matches",
+                                     headers={"Authorization": f"Bearer {api.tokens['volunteer']}"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+    finally:
+        server.shutdown()
+    log = "\n".join(GUARD.capture.lines[first_line:])
+    assert "/api/v1/households/<household_id>/matches 200" in log
+    assert "H-A" not in log

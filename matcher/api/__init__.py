@@ -64,6 +64,9 @@ def _logging(level: str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
         logger.addHandler(handler)
     logger.setLevel(getattr(logging, str(level).upper(), logging.INFO))
+    # werkzeug's own server (flask run, the browser tests) logs every request with its full path, which
+    # carries ids of people; matcher.api.access logs each request by its route's template instead.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
