@@ -45,6 +45,10 @@ def world_dir(worlds: Path, scale: int) -> Path:
     return d
 
 
+def _log(path: str, stage: str, seconds: float) -> None:
+    print(f"  {Path(path).name}: {stage} {seconds:.1f} s, peak {peak_rss_mib():,.0f} MiB", file=sys.stderr, flush=True)
+
+
 def run_one(path: str, top_n: int | None) -> dict:
     """One measurement, in this process (called in a child by main)."""
     from matcher import allocation as A
@@ -57,18 +61,23 @@ def run_one(path: str, top_n: int | None) -> dict:
     t0 = time.perf_counter()
     world = load_world(path)
     t["load"] = time.perf_counter() - t0
+    _log(path, "load", t["load"])
     t0 = time.perf_counter()
     engine = Engine.build(world, prior_model(), load_policy())
     t["engine"] = time.perf_counter() - t0
+    _log(path, "engine", t["engine"])
     t0 = time.perf_counter()
     cands = A.score_candidates(engine, top_n=top_n)
     t["score"] = time.perf_counter() - t0
+    _log(path, "score", t["score"])
     t0 = time.perf_counter()
     best = A.allocate(engine, candidates=cands)
     t["allocate"] = time.perf_counter() - t0
+    _log(path, "allocate", t["allocate"])
     t0 = time.perf_counter()
     base = A.greedy(engine, candidates=cands)
     t["greedy"] = time.perf_counter() - t0
+    _log(path, "greedy", t["greedy"])
     s, g = best.summary, base.summary
     return {
         "seconds": {k: round(v, 2) for k, v in t.items()},
@@ -85,7 +94,7 @@ def run_one(path: str, top_n: int | None) -> dict:
 
 def measure(path: Path, top_n: int | None) -> dict:
     cmd = [sys.executable, __file__, "--one", str(path)] + (["--top-n", str(top_n)] if top_n else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

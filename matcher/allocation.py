@@ -48,7 +48,7 @@ millions). Pairs are scored in chunks of workers. Up to ``max_arcs`` pairs every
 is exact. Beyond, the flow keeps each worker's best ``top_n`` pairs (the engine's order, which is the order
 of ``v``: a kept welfare arc implies that all of the worker's market arcs are kept, so market first holds
 against every eligible pair) and each job's best ``3 * free + 10`` workers; the other pairs are held out,
-8 bytes each (job and value). Column generation then brings back what matters, by LP duality: the
+7 bytes each (job, value, taken). Column generation then brings back what matters, by LP duality: the
 shortest-path potentials of the plan's residual graph (it has no negative cycle, the plan being optimal
 over its arcs) price every held-out pair, and a pair of negative reduced cost, which could improve the
 plan, is added (at most ``per_worker`` a worker, the most negative first) and the flow solved again. A few
@@ -62,13 +62,15 @@ households could add: under the potentials a worker gains at most its most negat
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from matcher.eligibility import KIND, KIND_CODES
+from matcher.eligibility import KIND, KIND_CODES, Pairs, pair_distance
+from matcher.features import pair_features, skill_overlap
 from matcher.errors import MatcherError
 from matcher.ranking import Engine, place_name
 
@@ -134,7 +136,8 @@ class Arcs:
 @dataclass
 class Held:
     """Eligible pairs left out of the flow by pruning, compactly: worker rows with their pair counts, and
-    per pair the job row and the integer value (8 bytes a pair). ``taken`` marks pairs since added."""
+    per pair the job row, the integer value and whether it has since been added to the arcs (``taken``):
+    7 bytes a pair at the default scale."""
 
     rows: np.ndarray
     counts: np.ndarray
@@ -148,8 +151,9 @@ class Held:
     @classmethod
     def of(cls, arcs: Arcs) -> "Held":
         rows, counts = np.unique(arcs.w, return_counts=True)
+        small = not len(arcs) or int(arcs.value.max()) <= np.iinfo(np.uint16).max
         return cls(rows.astype(np.int32), counts.astype(np.int32), arcs.j.astype(np.int32),
-                   np.minimum(arcs.value, np.iinfo(np.int32).max).astype(np.int32), np.zeros(len(arcs), bool))
+                   arcs.value.astype(np.uint16 if small else np.int64), np.zeros(len(arcs), bool))
 
     @property
     def w(self) -> np.ndarray:
@@ -505,27 +509,24 @@ def _shortest_from_everywhere(n: int, tails: np.ndarray, heads: np.ndarray, cost
     raise AllocationError("the plan's residual graph has a negative cycle: the flow was not optimal")
 
 
+def score_pairs(engine: Engine, w: np.ndarray, j: np.ndarray):
+    """Score, distance and covered skills of given eligible pairs, as :meth:`Engine.score` computes them
+    (skill overlap, pair features, the model; no distance out of county) without finding every pair of
+    the workers again. A test pins it to ``Engine.score``."""
+    kind = engine.J.kind[j]
+    d = np.where(kind == KIND["out_of_county"], np.nan, pair_distance(engine.W, engine.J, w, j))
+    p = Pairs(w, j, d)
+    covered, _ = skill_overlap(engine.W, engine.J, p)
+    return engine.model.score(pair_features(engine.W, engine.J, p, covered)), d, covered
+
+
 def _fill_scores(engine: Engine, arcs: Arcs) -> Arcs:
-    """Score, distance and covered skills for arcs added back from the held-out pairs (only values were
-    kept for them), by scoring their workers again."""
+    """Score, distance and covered skills for arcs added back from the held-out pairs (only their values
+    were kept)."""
     missing = np.flatnonzero(np.isnan(arcs.score))
-    if not len(missing):
-        return arcs
-    nJ = len(engine.J)
-    key = arcs.w[missing] * nJ + arcs.j[missing]
-    rows = np.unique(arcs.w[missing])
-    for start in range(0, len(rows), 2_000):
-        sc = engine.score(rows[start:start + 2_000])
-        p = sc.pairs
-        k = p.w.astype(np.int64) * nJ + p.j
-        o = np.argsort(k)
-        pos = np.searchsorted(k[o], key)
-        ok = (pos < len(k)) & (k[o][np.minimum(pos, len(k) - 1)] == key)
-        src = o[pos[ok]]
-        dst = missing[ok]
-        arcs.score[dst] = sc.score[src]
-        arcs.distance_km[dst] = p.distance_km[src]
-        arcs.covered[dst] = np.asarray(sc.covered, np.int64)[src]
+    if len(missing):
+        score, d, covered = score_pairs(engine, arcs.w[missing], arcs.j[missing])
+        arcs.score[missing], arcs.distance_km[missing], arcs.covered[missing] = score, d, covered
     return arcs
 
 
@@ -618,7 +619,7 @@ def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int
         "exact": cands.top_n is None,
         "certified": bool(certified[2]),
         "expected_hires_certified": bool(certified[3]),
-        "expected_hires_gap_bound": round(gap / cands.scale, 2),
+        "expected_hires_gap_bound": math.ceil(100 * gap / cands.scale) / 100,       # rounded up: a bound
         "certificate_rounds": rounds[3] + rounds[2],
         "arcs_added_by_certificate": int(added),
         "score_resolution": 1.0 / cands.scale,

@@ -243,6 +243,21 @@ def test_pruned_arcs_that_could_cover_a_household_are_added_back_and_certified()
     assert opt["certified"] and not opt["exact"] and opt["arcs_added_by_certificate"] == 1
 
 
+def test_pairs_added_back_are_scored_as_the_engine_scores_them():
+    e = engine([f.household(household_id="H1")],
+               [f.worker("H1", worker_id="W1", skills="缝纫", will_migrate=True)],
+               [f.job(job_id="J1", skills="缝纫;电子商务", lat=north(4)), f.job(job_id="J2", kind="workshop_home",
+                                                                        lat=north(17)),
+                f.job(job_id="J3", kind="out_of_county", lat="", lon="", county_code="", town_code="",
+                      village_code="")])
+    sc = e.score()
+    score, d, covered = A.score_pairs(e, sc.pairs.w, sc.pairs.j)
+    assert len(sc.pairs) == 3
+    np.testing.assert_allclose(score, sc.score)
+    np.testing.assert_allclose(d, sc.pairs.distance_km)          # NaN out of county, on both sides
+    np.testing.assert_array_equal(covered, sc.covered)
+
+
 def test_chunked_scoring_gives_the_same_plan():
     hh = [f.household(household_id=f"H{i}", lat=north(i)) for i in range(6)]
     ws = [f.worker(f"H{i}", worker_id=f"W{i}{k}", age=25 + 7 * k) for i in range(6) for k in range(2)]
