@@ -50,7 +50,8 @@ of ``v``: a kept welfare arc implies that all of the worker's market arcs are ke
 against every eligible pair) and each job's best ``3 * free + 10`` workers; the other pairs are held out,
 7 bytes each (job, value, taken). Column generation then brings back what matters, by LP duality: the
 shortest-path potentials of the plan's residual graph (it has no negative cycle, the plan being optimal
-over its arcs) price every held-out pair, and a pair of negative reduced cost, which could improve the
+over its arcs; every worker keeps its best pair, so ``V``, ``C`` and ``G`` are those of the full problem)
+price every held-out pair, and a pair of negative reduced cost, which could improve the
 plan, is added (at most ``per_worker`` a worker, the most negative first) and the flow solved again. A few
 rounds price all three levels; then rounds price the first two only (graduate 2, a household's first unit
 1, lexicographic by the same path argument) until no held-out pair has a negative reduced cost: graduates
