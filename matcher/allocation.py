@@ -200,7 +200,7 @@ def _arcs_of(engine: Engine, sc, scale: int) -> Arcs:
 
 def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int = DEFAULT_MAX_ARCS,
                      pruned_arcs: int = PRUNED_ARCS, job_quota: float | None = JOB_QUOTA, scale: int = DEFAULT_SCALE,
-                     chunk_rows: int | None = None, progress: bool = False) -> Candidates:
+                     chunk_rows: int | None = None, progress: bool = False, threads: int | None = None) -> Candidates:
     """Score every eligible pair (in chunks of workers) and split them into the flow's arcs and the held
     out rest.
 
@@ -210,6 +210,7 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
     of the competition are in the flow; the rest is held out for the certificate (:func:`allocate`).
     """
     t0 = time.perf_counter()
+    threads = threads or scoring_threads()
     W, J = engine.W, engine.J
     rows = np.flatnonzero(W.available)
     eligible = np.zeros(len(W), np.int64)
@@ -244,7 +245,7 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
     while start < len(rows):
         part_rows = rows[start:start + chunk]
         start += len(part_rows)
-        arcs = _arcs_of(engine, engine.score(part_rows), scale)
+        arcs = _arcs_of(engine, engine.score(part_rows, threads=threads), scale)
         welfare = J.kind[arcs.j] == WELFARE
         eligible += np.bincount(arcs.w, minlength=len(W))
         market += np.bincount(arcs.w[~welfare], minlength=len(W))
@@ -269,6 +270,16 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
             h.taken |= _contains(keys, h.w * nJ + h.j)
     return Candidates(Arcs.concat(parts + [pool]), [h for h in held if len(h)], eligible, market, total, top_n,
                       scale, time.perf_counter() - t0)
+
+
+def scoring_threads() -> int:
+    """Threads for the model over every eligible pair: the cores this process may use. The plan is a batch
+    job of millions of rows a call, where an OpenMP team pays for itself (unlike one household's call)."""
+    import os
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _best_per_job(arcs: Arcs, quota: np.ndarray) -> Arcs:
@@ -489,7 +500,7 @@ def _shortest_from_everywhere(n: int, tails: np.ndarray, heads: np.ndarray, cost
     """Distances from a virtual root with a 0-cost arc to every node (so all start at 0): label
     correcting, vectorised one round at a time over the out-arcs of the nodes that improved last round."""
     order = np.argsort(tails, kind="stable")
-    heads, cost = heads[order], cost[order]
+    tails, heads, cost = tails[order], heads[order], cost[order]
     indptr = np.r_[0, np.cumsum(np.bincount(tails, minlength=n))]
     d = np.zeros(n, np.int64)
     active = np.unique(tails[cost < 0])
@@ -633,7 +644,9 @@ def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: boo
            progress: bool = False) -> Allocation:
     """The baseline: households in household_id order, each member (graduates first, then by worker_id)
     takes the best job with a slot left (market before welfare, then score), as volunteers visiting one
-    household after another would. Uses the same arcs as :func:`allocate`."""
+    household after another would. It sees every eligible pair: when the pairs were pruned, a worker
+    whose kept arcs are all full goes on down the held-out rest of its list (same order, by value; a tie in
+    value between a held-out pair and a job's pooled arc goes to the arc)."""
     cands = candidates or score_candidates(engine, progress=progress)
     t0 = time.perf_counter()
     hh = _households(engine)
@@ -641,7 +654,16 @@ def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: boo
     order = np.lexsort((-arcs.value, arcs.w))
     arcs = arcs.take(order)
     W = engine.W
-    chosen = []
+    # where each worker's held-out pairs are: (part, first index, count); they follow its kept top arcs
+    # in value order, and the ones marked taken are in the arcs already
+    part_of = np.full(len(W), -1, np.int64)
+    first_of = np.zeros(len(W), np.int64)
+    count_of = np.zeros(len(W), np.int64)
+    for k, h in enumerate(cands.held):
+        part_of[h.rows] = k
+        first_of[h.rows] = np.r_[0, np.cumsum(h.counts)[:-1]]
+        count_of[h.rows] = h.counts
+    chosen, extra = [], []
     if len(arcs):
         starts = np.flatnonzero(np.r_[True, arcs.w[1:] != arcs.w[:-1]])
         ends = np.r_[starts[1:], len(arcs)]
@@ -652,15 +674,33 @@ def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: boo
         for k in visit:
             a, b = starts[k], ends[k]
             open_ = left[arcs.j[a:b]] > 0
-            if open_.any():
-                i = a + int(np.argmax(open_))
+            i = a + int(np.argmax(open_)) if open_.any() else -1
+            w = int(workers[k])
+            if count_of[w]:
+                h = cands.held[part_of[w]]
+                lo, n = first_of[w], count_of[w]
+                if i < 0 or int(h.value[lo]) > arcs.value[i]:
+                    jj = h.j[lo:lo + n]
+                    ok = np.flatnonzero(~h.taken[lo:lo + n] & (left[jj] > 0))
+                    if len(ok) and (i < 0 or int(h.value[lo + ok[0]]) > arcs.value[i]):
+                        q = lo + int(ok[0])
+                        left[h.j[q]] -= 1
+                        extra.append((w, int(h.j[q]), int(h.value[q])))
+                        continue
+            if i >= 0:
                 left[arcs.j[i]] -= 1
                 chosen.append(i)
     chosen = np.sort(np.asarray(chosen, np.int64))
+    picked = arcs.take(chosen)
+    if extra:
+        w_, j_, v_ = (np.array(x, np.int64) for x in zip(*extra))
+        n = len(w_)
+        picked = _fill_scores(engine, Arcs.concat([picked, Arcs(w_, j_, np.full(n, np.nan), np.full(n, np.nan),
+                                                                np.full(n, -1, np.int64), v_)]))
     optimality = {"method": "greedy, households in household_id order", "eligible_pairs": int(cands.pairs_total),
                   "arcs": int(len(arcs)), "top_n": cands.top_n, "exact": False, "certified": False,
                   "score_resolution": 1.0 / cands.scale}
-    return _plan(engine, arcs.take(chosen), hh, cands, "greedy", optimality,
+    return _plan(engine, picked, hh, cands, "greedy", optimality,
                  {"score": round(cands.seconds, 3), "solve": round(time.perf_counter() - t0, 3)}, reasons)
 
 

@@ -230,6 +230,44 @@ def test_empty_world_gives_an_empty_plan():
 
 # -- pruning and its certificate --------------------------------------------------------------------------
 
+def test_a_graduate_held_out_of_the_flow_is_brought_back_by_the_certificate():
+    """Three graduates, one two-slot job that is everyone's best, and a second job only one of them can
+    also take, pruned out of the flow (top 1). The flow over the kept arcs places two; pricing the held-out
+    pair must find that it places the third (a regression: the potentials once started from the wrong
+    nodes and the plan was called certified with two)."""
+    home = dict(kind="workshop_home", slots=2, monthly_wage=2000)
+    e = engine([f.household(household_id="H0"), f.household(household_id="H1")],
+               [f.worker("H0", worker_id="W00", graduate=True, home_only=True),
+                f.worker("H0", worker_id="W01", graduate=True, home_only=True),
+                f.worker("H1", worker_id="W10", graduate=True)],
+               [f.job(job_id="J0", kind="workshop_factory", monthly_wage=600), f.job(job_id="J1", **home)])
+    cands = A.score_candidates(e, top_n=1, job_quota=None)
+    assert len(cands.arcs) == 3 and cands.pairs_total == 4               # W10 -> J0 was pruned
+    plan = A.allocate(e, candidates=cands, value_rounds=0)
+    assert plan.summary["graduates"]["placed"] == 3
+    assert placed(plan) == {"W00": "J1", "W01": "J1", "W10": "J0"}
+    assert plan.summary["optimality"]["certified"]
+    assert plan.summary["optimality"]["arcs_added_by_certificate"] == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(2, 9).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.integers(0, 20)), max_size=30),
+    st.lists(st.integers(-10, 10), min_size=n, max_size=n))))
+def test_potentials_are_the_shortest_distances_from_a_root_joined_to_every_node(graph):
+    """The certificate's label-correcting shortest paths against Bellman-Ford, on graphs without a negative
+    cycle (costs are non-negative plus a potential difference, so every cycle costs >= 0)."""
+    n, arcs, p = graph
+    tails = np.array([u for u, _, _ in arcs], np.int64)
+    heads = np.array([v for _, v, _ in arcs], np.int64)
+    cost = np.array([c + p[u] - p[v] for u, v, c in arcs], np.int64)
+    d = [0] * n
+    for _ in range(n):
+        for u, v, c in zip(tails, heads, cost):
+            d[v] = min(d[v], d[u] + int(c))
+    assert A._shortest_from_everywhere(n, tails, heads, cost).tolist() == d
+
+
 def test_pruned_arcs_that_could_cover_a_household_are_added_back_and_certified():
     e = engine([f.household(household_id="H1"), f.household(household_id="H2")],
                [f.worker("H1", worker_id="W1", age=35), f.worker("H2", worker_id="W2", age=55, sex="M")],
@@ -327,6 +365,8 @@ def test_plan_is_feasible_and_lexicographically_optimal_on_random_small_worlds(w
     assert_feasible(e, pruned)
     gap = pruned.summary["optimality"]["expected_hires_gap_bound"] * A.DEFAULT_SCALE
     assert objective(best)[2] - objective(pruned)[2] <= gap + 1e-6
+    # the baseline sees every eligible pair too: pruned, it goes on into the held-out pairs
+    assert placed(A.greedy(e, candidates=A.score_candidates(e, top_n=1, job_quota=None))) == placed(base)
 
 
 # -- the default world --------------------------------------------------------------------------------------
