@@ -9,12 +9,13 @@ pair is eligible when all masks hold. The same masks explain why a pair fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+import hashlib
 
 import numpy as np
 import pandas as pd
 
-from matcher.geo import JobIndex, haversine_km
+from matcher.geo import JobIndex, haversine_prepared, radians_and_cos
 from matcher.policy import DEMAND_LEVELS, FUNCTIONS, Policy
 from matcher.skills import SkillIndex, popcount
 
@@ -38,6 +39,25 @@ RULE_TEXT = {
     "migration": "县外岗位需本人愿意外出务工",
     "public_welfare": "公益性岗位只安置本村（镇）的残疾或大龄人员",
 }
+
+
+def place_keys(codes: np.ndarray) -> np.ndarray:
+    """Division codes as int64 keys, so that pairs compare places as numbers, not strings: a code of digits
+    (every valid town or village code) is its own number, an empty code is -1, anything else (never in
+    valid data) a negative number from a stable hash, so it can only equal itself."""
+    codes = np.asarray(codes, dtype=object)
+    out = np.full(len(codes), -1, dtype=np.int64)
+    for i, c in enumerate(codes):
+        if isinstance(c, str) and c:
+            out[i] = int(c) if c.isdigit() and len(c) <= 18 else -2 - int.from_bytes(
+                hashlib.blake2b(c.encode(), digest_size=7).digest(), "big")
+    return out
+
+
+def _prepared(arrays) -> None:
+    arrays.rlat, arrays.rlon, arrays.coslat = radians_and_cos(arrays.lat, arrays.lon)
+    arrays.town_key = place_keys(arrays.town)
+    arrays.village_key = place_keys(arrays.village)
 
 
 def _bits(tags, table) -> int:
@@ -77,6 +97,15 @@ class WorkerArrays:
     skills: np.ndarray         # (n, words) uint64 masks over the jobs' skill index
     n_skills: np.ndarray
     home_delivery_km: float = 20.0
+    # derived once from the fields above (__post_init__), for the per-pair work
+    rlat: np.ndarray = field(init=False, repr=False)
+    rlon: np.ndarray = field(init=False, repr=False)
+    coslat: np.ndarray = field(init=False, repr=False)
+    town_key: np.ndarray = field(init=False, repr=False)
+    village_key: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _prepared(self)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -157,6 +186,21 @@ class JobArrays:
     words: int
     title: np.ndarray
     employer: np.ndarray
+    # derived once from the fields above (__post_init__), for the per-pair work
+    rlat: np.ndarray = field(init=False, repr=False)
+    rlon: np.ndarray = field(init=False, repr=False)
+    coslat: np.ndarray = field(init=False, repr=False)
+    town_key: np.ndarray = field(init=False, repr=False)
+    village_key: np.ndarray = field(init=False, repr=False)
+    n_requires: np.ndarray = field(init=False, repr=False)     # functions needed, counted
+    id_rank: np.ndarray = field(init=False, repr=False)        # rank of job_id in string order (ties)
+
+    def __post_init__(self) -> None:
+        _prepared(self)
+        self.n_requires = np.bitwise_count(np.asarray(self.requires, np.int64).astype(np.uint64)).astype(np.int64)
+        ids = np.asarray(self.ids).astype(str)
+        self.id_rank = np.empty(len(ids), np.int64)
+        self.id_rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -207,7 +251,8 @@ class Pairs:
 
 
 def pair_distance(W: WorkerArrays, J: JobArrays, w: np.ndarray, j: np.ndarray) -> np.ndarray:
-    return haversine_km(W.lat[w], W.lon[w], J.lat[j], J.lon[j])
+    """Great-circle km of each pair (:func:`matcher.geo.haversine_km`, to the bit, from prepared points)."""
+    return haversine_prepared(W.rlat[w], W.rlon[w], W.coslat[w], J.rlat[j], J.rlon[j], J.coslat[j])
 
 
 def rule_masks(W: WorkerArrays, J: JobArrays, p: Pairs, policy: Policy) -> dict[str, np.ndarray]:
@@ -220,7 +265,14 @@ def rule_masks(W: WorkerArrays, J: JobArrays, p: Pairs, policy: Policy) -> dict[
     reach = np.where(home_work, policy.commute.home_delivery_km, W.commute_km[w])
     with np.errstate(invalid="ignore"):
         within = out_of_county | (np.isfinite(d) & (d <= reach))
-    same_place = np.where(J.village[j] != "", J.village[j] == W.village[w], J.town[j] == W.town[w])
+    # a welfare post's place (its village, or its town when it names no village) against the worker's,
+    # compared only where it matters
+    same_place = np.zeros(len(p), dtype=bool)
+    wi = np.flatnonzero(welfare)
+    if len(wi):
+        jv, ww = j[wi], w[wi]
+        same_place[wi] = np.where(J.village_key[jv] != -1, J.village_key[jv] == W.village_key[ww],
+                                  J.town_key[jv] == W.town_key[ww])
     return {
         "job_open": J.open[j],
         "worker_available": W.available[w],
@@ -268,7 +320,7 @@ def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndar
     if not len(p):
         return p
     p = p.take(eligible_mask(W, J, p, policy))
-    order = np.lexsort((p.j, p.w))
+    order = np.argsort(p.w * np.int64(len(J)) + p.j)     # by worker, then job: one int64 key
     return p.take(order)
 
 

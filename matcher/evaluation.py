@@ -299,7 +299,7 @@ def top_k_rows(W, J, pairs, score: np.ndarray, policy: Policy, k: int) -> np.nda
     if not len(pairs):
         return np.zeros(0, np.int64)
     welfare = J.kind[pairs.j] == KIND["public_welfare"]
-    order = np.lexsort((J.ids[pairs.j].astype(str), -score, welfare, pairs.w))
+    order = np.lexsort((J.id_rank[pairs.j], -score, welfare, pairs.w))
     w, wf, s = pairs.w[order], welfare[order], score[order]
     n = len(order)
     starts = np.r_[True, (w[1:] != w[:-1]) | (wf[1:] != wf[:-1])]

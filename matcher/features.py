@@ -67,7 +67,7 @@ def pair_features(W: WorkerArrays, J: JobArrays, p: Pairs, covered: np.ndarray |
     required = J.n_required[j]
     if covered is None:
         covered, _ = skill_overlap(W, J, p)
-    X = np.empty((n, len(FEATURES)), dtype=np.float64)
+    X = np.empty((n, len(FEATURES)), dtype=np.float64, order="F")     # filled a column at a time
     col = FEATURE_INDEX
     X[:, col["distance_km"]] = p.distance_km
     X[:, col["skill_coverage"]] = coverage_share(covered, required)
@@ -85,18 +85,20 @@ def pair_features(W: WorkerArrays, J: JobArrays, p: Pairs, covered: np.ndarray |
     X[:, col["partial_capacity"]] = W.partial[w]
     X[:, col["demand_slack"]] = W.max_demand[w] - J.demand[j]
     X[:, col["physical_demand"]] = J.demand[j]
-    X[:, col["functions_required"]] = np.bitwise_count(J.requires[j].astype(np.uint64))
+    X[:, col["functions_required"]] = J.n_requires[j]
     X[:, col["home_only"]] = W.home_only[w]
     X[:, col["will_migrate"]] = W.will_migrate[w]
     X[:, col["graduate"]] = W.graduate[w]
     X[:, col["fallback_eligible"]] = W.fallback[w]
-    X[:, col["same_village"]] = (J.village[j] != "") & (J.village[j] == W.village[w])
-    X[:, col["same_town"]] = (J.town[j] != "") & (J.town[j] == W.town[w])
+    jv = J.village_key[j]
+    X[:, col["same_village"]] = (jv != -1) & (jv == W.village_key[w])
+    jt = J.town_key[j]
+    X[:, col["same_town"]] = (jt != -1) & (jt == W.town_key[w])
     X[:, col["functions_lacking"]] = np.bitwise_count((J.requires[j] & W.lost[w]).astype(np.uint64))
-    with np.errstate(invalid="ignore"):
-        over = np.nan_to_num(p.distance_km, nan=0.0) - np.where(J.kind[j] == KIND["workshop_home"], W.home_delivery_km, W.commute_km[w])
-    X[:, col["distance_over"]] = np.maximum(over, 0.0)
     kind = J.kind[j]
+    with np.errstate(invalid="ignore"):
+        over = np.nan_to_num(p.distance_km, nan=0.0) - np.where(kind == KIND["workshop_home"], W.home_delivery_km, W.commute_km[w])
+    X[:, col["distance_over"]] = np.maximum(over, 0.0)
     for i, k in enumerate(KIND_CODES):
         X[:, col[f"kind_{k}"]] = kind == i
     return X

@@ -15,6 +15,20 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
+def radians_and_cos(lat, lon) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Latitude and longitude in radians and the cosine of the latitude, computed once per point so that
+    :func:`haversine_prepared` does per pair only what depends on the pair."""
+    rlat = np.radians(np.asarray(lat, dtype=float))
+    return rlat, np.radians(np.asarray(lon, dtype=float)), np.cos(rlat)
+
+
+def haversine_prepared(rlat1, rlon1, cos1, rlat2, rlon2, cos2) -> np.ndarray:
+    """:func:`haversine_km` from prepared points (:func:`radians_and_cos`): the same operations on the
+    same values, so the same result to the last bit, without converting each pair's ends again."""
+    a = np.sin((rlat2 - rlat1) / 2) ** 2 + cos1 * cos2 * np.sin((rlon2 - rlon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
 class JobIndex:
     """A BallTree (haversine metric) over the located jobs, for radius queries.
 

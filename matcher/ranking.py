@@ -74,13 +74,13 @@ class Engine:
 
     # -- scoring --------------------------------------------------------------------------
 
-    def score(self, rows: np.ndarray | None = None) -> Scored:
+    def score(self, rows: np.ndarray | None = None, threads: int = 1) -> Scored:
         p = candidate_pairs(self.W, self.J, self.policy, rows)
         covered, _ = skill_overlap(self.W, self.J, p)
         X = pair_features(self.W, self.J, p, covered)
-        s = self.model.score(X)
+        s = self.model.score(X, threads=threads)
         welfare = self.J.kind[p.j] == WELFARE
-        order = np.lexsort((self.J.ids[p.j].astype(str), -s, welfare, p.w))
+        order = np.lexsort((self.J.id_rank[p.j], -s, welfare, p.w))
         return Scored(p.take(order), s[order], covered[order])
 
     def subsidy(self, j: np.ndarray) -> np.ndarray:

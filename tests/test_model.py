@@ -159,6 +159,22 @@ def test_fast_path_gives_the_pipelines_own_probabilities(trained_model_dir, smal
         np.testing.assert_allclose(model.retention(X), model.retain.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
 
 
+def test_fast_path_for_many_rows_bins_once_and_gives_the_same_probabilities(trained_model_dir, small_world):
+    """Past BINNED_FROM rows the fast path bins the matrix and walks binned trees, in blocks, on the
+    threads asked for: the probabilities are the pipeline's, to the bit, whatever the block or thread."""
+    model, _ = m.load(m.production_path(trained_model_dir))
+    X = m.training_set(small_world, POLICY).X
+    many = np.vstack([X] * (m.BINNED_FROM // len(X) + 2) + [m.probe_matrix(3000)])
+    assert len(many) > m.BINNED_FROM
+    expected = model.hire.predict_proba(many)[:, 1]
+    one = model.score(many)
+    np.testing.assert_allclose(one, expected, rtol=0, atol=1e-12)
+    fast = model._scorer("hire")
+    raw_small = np.concatenate([fast.predict_proba(many[i:i + 1000])[:, 1] for i in range(0, len(many), 1000)])
+    np.testing.assert_array_equal(one, raw_small)             # binned and unbinned walks agree exactly
+    np.testing.assert_array_equal(model.score(many, threads=2), one)
+
+
 def test_fast_path_is_refused_for_an_unexpected_pipeline():
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
