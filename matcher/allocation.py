@@ -245,7 +245,8 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
     while start < len(rows):
         part_rows = rows[start:start + chunk]
         start += len(part_rows)
-        arcs = _arcs_of(engine, engine.score(part_rows, threads=threads), scale)
+        # the engine's order is needed only to prune (each worker's best first)
+        arcs = _arcs_of(engine, engine.score(part_rows, threads=threads, ordered=top_n is not None), scale)
         welfare = J.kind[arcs.j] == WELFARE
         eligible += np.bincount(arcs.w, minlength=len(W))
         market += np.bincount(arcs.w[~welfare], minlength=len(W))
@@ -256,7 +257,7 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
         kept += len(arcs)
         if top_n is None and kept > max_arcs:
             top_n = max(MIN_TOP_N, pruned_arcs // max(len(rows), 1))
-            parts = [split(a) for a in parts]
+            parts = [split(_engine_order(engine, a)) for a in parts]
             kept = sum(len(a) for a in parts)
         if chunk_rows is None and total:
             chunk = int(np.clip(CHUNK_PAIRS * start / total, 200, 200_000))
@@ -280,6 +281,13 @@ def scoring_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:          # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _engine_order(engine: Engine, arcs: Arcs) -> Arcs:
+    """Arcs in the engine's order (:func:`matcher.ranking.order_scored`): by worker, market before welfare,
+    best score first, job_id on ties; for arcs scored without it."""
+    welfare = engine.J.kind[arcs.j] == WELFARE
+    return arcs.take(np.lexsort((engine.J.id_rank[arcs.j], -arcs.score, welfare, arcs.w)))
 
 
 def _best_per_job(arcs: Arcs, quota: np.ndarray) -> Arcs:
@@ -651,7 +659,8 @@ def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: boo
     t0 = time.perf_counter()
     hh = _households(engine)
     arcs = cands.arcs
-    order = np.lexsort((-arcs.value, arcs.w))
+    # each worker's arcs best first: by value (market before welfare), then as the engine orders ties
+    order = np.lexsort((engine.J.id_rank[arcs.j], -arcs.score, -arcs.value, arcs.w))
     arcs = arcs.take(order)
     W = engine.W
     # where each worker's held-out pairs are: (part, first index, count); they follow its kept top arcs

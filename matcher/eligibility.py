@@ -294,8 +294,10 @@ def eligible_mask(W: WorkerArrays, J: JobArrays, p: Pairs, policy: Policy) -> np
     return ok
 
 
-def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndarray | None = None) -> Pairs:
-    """Every eligible pair for the given worker rows (default: all available workers).
+def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndarray | None = None,
+                    ordered: bool = True) -> Pairs:
+    """Every eligible pair for the given worker rows (default: all available workers), by worker then job
+    (``ordered=False``: in no promised order).
 
     Located jobs come from a radius query (the larger of the worker's commute and the
     home-work delivery reach); out-of-county jobs are paired with willing migrants.
@@ -320,6 +322,8 @@ def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndar
     if not len(p):
         return p
     p = p.take(eligible_mask(W, J, p, policy))
+    if not ordered:
+        return p
     order = np.argsort(p.w * np.int64(len(J)) + p.j)     # by worker, then job: one int64 key
     return p.take(order)
 

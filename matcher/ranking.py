@@ -58,6 +58,13 @@ class Scored:
     covered: np.ndarray
 
 
+def order_scored(J, p, s, covered) -> "Scored":
+    """Pairs in the engine's order: by worker, market before welfare, best score first, job_id on ties."""
+    welfare = J.kind[p.j] == WELFARE
+    order = np.lexsort((J.id_rank[p.j], -s, welfare, p.w))
+    return Scored(p.take(order), s[order], covered[order])
+
+
 class Engine:
     """Scores and ranks eligible jobs for workers of one world (or a slice of one)."""
 
@@ -74,14 +81,17 @@ class Engine:
 
     # -- scoring --------------------------------------------------------------------------
 
-    def score(self, rows: np.ndarray | None = None, threads: int = 1) -> Scored:
-        p = candidate_pairs(self.W, self.J, self.policy, rows)
+    def score(self, rows: np.ndarray | None = None, threads: int = 1, ordered: bool = True) -> Scored:
+        """Every eligible pair of the rows with its score, in the engine's order (by worker; market before
+        welfare; best score first; job_id on ties). ``ordered=False`` skips the ordering, for callers that
+        need only the set (the exact city-wide plan); ``threads`` is for batch jobs (MatchModel.score)."""
+        p = candidate_pairs(self.W, self.J, self.policy, rows, ordered=ordered)
         covered, _ = skill_overlap(self.W, self.J, p)
         X = pair_features(self.W, self.J, p, covered)
         s = self.model.score(X, threads=threads)
-        welfare = self.J.kind[p.j] == WELFARE
-        order = np.lexsort((self.J.id_rank[p.j], -s, welfare, p.w))
-        return Scored(p.take(order), s[order], covered[order])
+        if not ordered:
+            return Scored(p, s, covered)
+        return order_scored(self.J, p, s, covered)
 
     def subsidy(self, j: np.ndarray) -> np.ndarray:
         return self._subsidy[self.J.kind[j]]

@@ -315,10 +315,10 @@ def make_ranker(W, J, model, policy):
             bounds = np.searchsorted(sc.pairs.w, np.arange(len(self.W) + 1))
             self._bounds, self._retention, self._all = bounds, retention, sc
 
-        def score(self, rows=None, threads: int = 1):
+        def score(self, rows=None, threads: int = 1, ordered: bool = True):
             sc, bounds = self._all, self._bounds
             if sc is None or rows is None:
-                return Ranker.score(self, rows, threads=threads)
+                return Ranker.score(self, rows, threads=threads, ordered=ordered)
             rows = np.unique(np.asarray(rows, dtype=np.int64))
             idx = np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in rows]) if len(rows) else \
                 np.zeros(0, np.int64)
