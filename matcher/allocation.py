@@ -343,6 +343,14 @@ def _weights(arcs: Arcs) -> tuple[int, int]:
     return C, C + V + 1
 
 
+def _dense(rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, return_inverse=True)`` for row numbers below ``n``, by counting instead of sorting
+    (the arcs are millions)."""
+    present = np.bincount(rows, minlength=n) > 0
+    local = np.cumsum(present) - 1
+    return np.flatnonzero(present), local[rows]
+
+
 class _Network:
     """The flow over the kept arcs. Nodes: 0 source, 1 sink, coverable households, workers, jobs."""
 
@@ -350,8 +358,8 @@ class _Network:
 
     def __init__(self, engine: Engine, arcs: Arcs, hh: _Households):
         self.engine, self.arcs, self.hh = engine, arcs, hh
-        self.workers, self.w_local = np.unique(arcs.w, return_inverse=True)
-        self.jobs, self.j_local = np.unique(arcs.j, return_inverse=True)
+        self.workers, self.w_local = _dense(arcs.w, len(engine.W))
+        self.jobs, self.j_local = _dense(arcs.j, len(engine.J))
         w_hh = hh.code[self.workers]
         self.in_coverable = hh.coverable[w_hh]
         self.households, self.h_local = np.unique(w_hh[self.in_coverable], return_inverse=True)
