@@ -193,10 +193,16 @@ class JobArrays:
     town_key: np.ndarray = field(init=False, repr=False)
     village_key: np.ndarray = field(init=False, repr=False)
     n_requires: np.ndarray = field(init=False, repr=False)     # functions needed, counted
+    near_index: JobIndex = field(init=False, repr=False)       # located jobs but home work (commute reach)
+    home_index: JobIndex = field(init=False, repr=False)       # home work (the delivery reach)
     id_rank: np.ndarray = field(init=False, repr=False)        # rank of job_id in string order (ties)
 
     def __post_init__(self) -> None:
         _prepared(self)
+        home = np.asarray(self.kind) == KIND["workshop_home"]
+        lat = np.where(np.asarray(self.kind) == KIND["out_of_county"], np.nan, self.lat)
+        self.near_index = JobIndex(np.where(home, np.nan, lat), self.lon)
+        self.home_index = JobIndex(np.where(home, lat, np.nan), self.lon)
         self.n_requires = np.bitwise_count(np.asarray(self.requires, np.int64).astype(np.uint64)).astype(np.int64)
         ids = np.asarray(self.ids).astype(str)
         self.id_rank = np.empty(len(ids), np.int64)
@@ -306,8 +312,11 @@ def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndar
     rows = rows[W.available[rows]]
     parts = []
     if len(rows):
-        radius = np.maximum(W.commute_km[rows], policy.commute.home_delivery_km)
-        q, j = J.index.within(W.lat[rows], W.lon[rows], radius)
+        # home work within the delivery reach, other located work within the worker's commute: two
+        # queries, so that neither returns pairs the distance rule is sure to drop
+        q1, j1 = J.near_index.within(W.lat[rows], W.lon[rows], W.commute_km[rows])
+        q2, j2 = J.home_index.within(W.lat[rows], W.lon[rows], policy.commute.home_delivery_km)
+        q, j = np.concatenate([q1, q2]), np.concatenate([j1, j2])
         w = rows[q]
         keep = J.open[j]
         w, j = w[keep], j[keep]

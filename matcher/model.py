@@ -174,22 +174,29 @@ class FastPipeline:
                 np.clip(X[:, k], lo, hi, out=out[:, k])
         return out
 
-    def predict_proba(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
+    def positive(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
+        """P(class 1) per row."""
         X = self._clipped(X)
         if len(X) <= BINNED_FROM:
             raw = np.full(len(X), self.baseline)
             for tree in self.trees:
                 raw += tree.predict(X, self.bitsets, self.f_idx_map, threads)
         else:
-            raw = np.concatenate([self._raw_binned(X[i:i + BLOCK], threads) for i in range(0, len(X), BLOCK)])
-        p = np.interp(np.clip(raw, self.x_min, self.x_max), self.x_thr, self.y_thr)
+            from contextlib import nullcontext
+            with _controller().limit(limits=threads, user_api="openmp") if threads > 1 else nullcontext():
+                raw = np.concatenate([self._raw_binned(X[i:i + BLOCK], threads)
+                                      for i in range(0, len(X), BLOCK)])
+        return np.interp(np.clip(raw, self.x_min, self.x_max), self.x_thr, self.y_thr)
+
+    def predict_proba(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
+        p = self.positive(X, threads)
         return np.column_stack([1.0 - p, p])
 
     def _raw_binned(self, X: np.ndarray, threads: int) -> np.ndarray:
         """Many rows: bin them once with the model's own bin mapper (a value goes left at a split exactly
         when its bin does, missing values to the missing bin), then walk every tree over the small uint8
         matrix, a block at a time so it stays in cache. Same leaves, same sums: the same result."""
-        binned = self.bin_mapper.transform(X)
+        binned = self.bin_mapper.transform(X)         # on the threads the caller's limit allows
         raw = np.full(len(X), self.baseline)
         for tree in self.trees:
             raw += tree.predict_binned(binned, self.missing_bin, threads)
@@ -261,8 +268,8 @@ class MatchModel:
             return np.zeros(0)
         with _one_thread():
             scorer = self._scorer("hire")
-            if threads > 1 and isinstance(scorer, FastPipeline):
-                return scorer.predict_proba(X, threads=threads)[:, 1]
+            if isinstance(scorer, FastPipeline):
+                return scorer.positive(X, threads=threads)
             return scorer.predict_proba(X)[:, 1]
 
     def retention(self, X: np.ndarray) -> np.ndarray | None:
