@@ -155,29 +155,20 @@ class FastPipeline:
         self.trees = [it[0] for it in hgb._predictors]
         self.bitsets, self.f_idx_map = hgb._bin_mapper.make_known_categories_bitsets()
         self.bin_mapper, self.missing_bin = hgb._bin_mapper, hgb._bin_mapper.missing_values_bin_idx_
+        # Binning makes clipping redundant for a column whose bin thresholds all lie strictly inside its
+        # clip bounds: a value beyond a bound falls in the same (first or last) bin as the bound itself.
+        # The other columns are binned again from their clipped values.
+        self.clip_before_binning = np.array([
+            not ((np.isneginf(lo) or (t > lo).all()) and (np.isposinf(hi) or (t < hi).all()))
+            for lo, hi, t in zip(self.lower, self.upper, self.bin_mapper.bin_thresholds_)], dtype=bool)
         self.x_min, self.x_max = float(iso.X_min_), float(iso.X_max_)
         self.x_thr, self.y_thr = np.asarray(iso.X_thresholds_, float), np.asarray(iso.y_thresholds_, float)
 
-    def _clipped(self, X: np.ndarray) -> np.ndarray:
-        """The QuantileClipper's transform: a copy of X with each column clipped to its fitted bounds,
-        column by column (a broadcast clip over a column-major matrix of millions of rows is several
-        times slower); columns without bounds are copied as they are."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or len(X) < BINNED_FROM:
-            return np.clip(X, self.lower, self.upper)
-        out = np.empty(X.shape, dtype=np.float64, order="F")
-        for k in range(X.shape[1]):
-            lo, hi = self.lower[k], self.upper[k]
-            if np.isneginf(lo) and np.isposinf(hi):
-                out[:, k] = X[:, k]
-            else:
-                np.clip(X[:, k], lo, hi, out=out[:, k])
-        return out
-
     def positive(self, X: np.ndarray, threads: int = 1) -> np.ndarray:
         """P(class 1) per row."""
-        X = self._clipped(X)
+        X = np.asarray(X, dtype=np.float64)
         if len(X) <= BINNED_FROM:
+            X = np.clip(X, self.lower, self.upper)
             raw = np.full(len(X), self.baseline)
             for tree in self.trees:
                 raw += tree.predict(X, self.bitsets, self.f_idx_map, threads)
@@ -197,6 +188,11 @@ class FastPipeline:
         when its bin does, missing values to the missing bin), then walk every tree over the small uint8
         matrix, a block at a time so it stays in cache. Same leaves, same sums: the same result."""
         binned = self.bin_mapper.transform(X)         # on the threads the caller's limit allows
+        for k in np.flatnonzero(self.clip_before_binning):
+            col = np.clip(X[:, k], self.lower[k], self.upper[k])
+            # the bin mapper's rule: the number of thresholds below the value; missing to the missing bin
+            b = np.searchsorted(self.bin_mapper.bin_thresholds_[k], col, side="left")
+            binned[:, k] = np.where(np.isnan(col), self.missing_bin, b)
         raw = np.full(len(X), self.baseline)
         for tree in self.trees:
             raw += tree.predict_binned(binned, self.missing_bin, threads)
