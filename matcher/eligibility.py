@@ -45,13 +45,13 @@ def place_keys(codes: np.ndarray) -> np.ndarray:
     """Division codes as int64 keys, so that pairs compare places as numbers, not strings: a code of digits
     (every valid town or village code) is its own number, an empty code is -1, anything else (never in
     valid data) a negative number from a stable hash, so it can only equal itself."""
-    codes = np.asarray(codes, dtype=object)
-    out = np.full(len(codes), -1, dtype=np.int64)
-    for i, c in enumerate(codes):
+    index, uniques = pd.factorize(pd.Series(np.asarray(codes, dtype=object), dtype=object))
+    keys = np.full(len(uniques) + 1, -1, dtype=np.int64)          # the last: missing (index -1)
+    for i, c in enumerate(uniques):                                # a few thousand places at most
         if isinstance(c, str) and c:
-            out[i] = int(c) if c.isdigit() and len(c) <= 18 else -2 - int.from_bytes(
+            keys[i] = int(c) if c.isdigit() and len(c) <= 18 else -2 - int.from_bytes(
                 hashlib.blake2b(c.encode(), digest_size=7).digest(), "big")
-    return out
+    return keys[index]
 
 
 def _prepared(arrays) -> None:

@@ -425,7 +425,9 @@ def test_a_stream_of_posts_and_hires_does_not_pile_up_background_scoring(tmp_pat
     requests under a stream of posts and hires (bench/load.md).
     """
     from matcher.api.runtime import WorldCache
-    monkeypatch.setattr(WorldCache, "SETTLE_SECONDS", 0.3)
+    # Long enough that one post and one read (a rebuild and a fresh answer) never take it on a busy
+    # machine: at 0.3 s a pause in the whole suite once let a stale ranker settle and be scored.
+    monkeypatch.setattr(WorldCache, "SETTLE_SECONDS", 1.0)
     api = make_api(f"sqlite:///{tmp_path / 'stream.db'}", tmp_path, prior_model_dir, PRECOMPUTE_SCORES=True)
     world = api.app.extensions["matcher"].world
     rankers = []
