@@ -24,7 +24,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from bench_service import free_port, wait_ready  # noqa: E402
+from bench_service import free_port, stop_server, wait_ready  # noqa: E402
 
 CACHE = ROOT / "instance" / "bench-load"
 SERVICE_CACHE = ROOT / "instance" / "bench-service"
@@ -190,11 +189,7 @@ def run_mix(args, spec: str, world: Path, env: dict) -> dict:
         locust(base, plan_path, args.users, per_user, args.duration, CACHE / f"run-{mix}", mix)
         elapsed = time.time() - started
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_server(server, grace=60)
     stats, failures = read_stats(CACHE / f"run-{mix}")
     total = next(s for s in stats if s["Name"] == "Aggregated")
     out = {"mix": mix, "rate": rate, "ready": ready, "stats": stats, "failures": failures, "store": check_store(db, before),

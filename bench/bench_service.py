@@ -79,6 +79,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def stop_server(server: subprocess.Popen, grace: float) -> None:
+    """Stop the server's process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+
+
 def wait_ready(base: str, timeout: float = 120) -> dict:
     end, last = time.time() + timeout, "no answer"
     while time.time() < end:
@@ -193,11 +202,7 @@ def main(argv=None) -> int:
                                               f"({r['p99_min']:.0f}-{r['p99_max']:.0f})" for k, r in row.items()),
                       file=sys.stderr)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        stop_server(server, grace=30)
 
     write_report(Path(args.out), args, ready, results)
     return 0

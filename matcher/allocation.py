@@ -126,6 +126,13 @@ class Arcs:
                     self.value[idx])
 
     @staticmethod
+    def unscored(w: np.ndarray, j: np.ndarray, value: np.ndarray) -> "Arcs":
+        """Held-out pairs brought back: only their value was kept; :func:`_fill_scores` adds the rest."""
+        n = len(w)
+        return Arcs(np.asarray(w, np.int64), np.asarray(j, np.int64), np.full(n, np.nan), np.full(n, np.nan),
+                    np.full(n, -1, np.int64), np.asarray(value, np.int64))
+
+    @staticmethod
     def concat(parts: list["Arcs"]) -> "Arcs":
         if not parts:
             return Arcs(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
@@ -159,6 +166,11 @@ class Held:
     @property
     def w(self) -> np.ndarray:
         return np.repeat(self.rows.astype(np.int64), self.counts)
+
+    def bring_back(self, idx: np.ndarray, w: np.ndarray) -> Arcs:
+        """Pairs ``idx`` (``w``: this part's worker rows, from :attr:`w`) as arcs, marked taken."""
+        self.taken[idx] = True
+        return Arcs.unscored(w[idx], self.j[idx], self.value[idx])
 
 
 @dataclass
@@ -444,17 +456,21 @@ class _Network:
         cost = np.concatenate([np.broadcast_to(np.asarray(c, np.int64), len(m))[m] for _, _, c, m in parts])
         return _shortest_from_everywhere(self.n_nodes, tails, heads, cost)
 
+    def row_potentials(self, chosen: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
+        """The potentials by worker row and by job row (0 for a job with no kept arc: nothing enters it)."""
+        d = self.potentials(chosen, levels)
+        d_worker = np.zeros(len(self.engine.W), np.int64)
+        d_worker[self.workers] = d[self.w_node]
+        d_job = np.zeros(len(self.engine.J), np.int64)
+        d_job[self.jobs] = d[self.j_node]
+        return d_worker, d_job
+
     def violations(self, chosen: np.ndarray, held: list["Held"], per_worker: int, levels: int = 3) -> Arcs:
         """Held-out pairs whose reduced cost under the potentials is negative (the only pairs that could
         improve the plan), at most ``per_worker`` a worker, the most negative first, taken out of ``held``.
         None: the plan is optimal over every eligible pair (LP duality: the potentials stay feasible once
         the held-out arcs are added). The arcs carry no score yet (NaN): see :func:`_fill_scores`."""
-        engine = self.engine
-        d = self.potentials(chosen, levels)
-        d_worker = np.zeros(len(engine.W), np.int64)
-        d_worker[self.workers] = d[self.w_node]
-        d_job = np.zeros(len(engine.J), np.int64)      # a job with no kept arc has no arc into it
-        d_job[self.jobs] = d[self.j_node]
+        d_worker, d_job = self.row_potentials(chosen, levels)
         out = []
         for part in held:
             w = part.w
@@ -466,11 +482,7 @@ class _Network:
             wb = w[bad]
             start = np.r_[True, wb[1:] != wb[:-1]]
             rank = np.arange(len(bad)) - np.maximum.accumulate(np.where(start, np.arange(len(bad)), 0))
-            bad = np.sort(bad[rank < per_worker])
-            part.taken[bad] = True
-            n = len(bad)
-            out.append(Arcs(w[bad], part.j[bad].astype(np.int64), np.full(n, np.nan), np.full(n, np.nan),
-                            np.full(n, -1, np.int64), part.value[bad].astype(np.int64)))
+            out.append(part.bring_back(np.sort(bad[rank < per_worker]), w))
         return Arcs.concat(out)
 
     def welfare_misfits(self, chosen: np.ndarray, held: list["Held"]) -> Arcs:
@@ -487,23 +499,15 @@ class _Network:
                 w = part.w
                 bad = np.flatnonzero(~part.taken & on_welfare[w] & (J.kind[part.j] != WELFARE) & (left[part.j] > 0))
                 if len(bad):
-                    part.taken[bad] = True
-                    n = len(bad)
-                    out.append(Arcs(w[bad], part.j[bad].astype(np.int64), np.full(n, np.nan), np.full(n, np.nan),
-                                    np.full(n, -1, np.int64), part.value[bad].astype(np.int64)))
+                    out.append(part.bring_back(bad, w))
         return Arcs.concat(out)
 
     def value_gap(self, chosen: np.ndarray, held: list["Held"]) -> int:
         """An upper bound on how much value (expected hires times scale) a plan with the same graduates
         and households could add over this one: under feasible potentials a worker can gain at most the
         most negative reduced cost among its held-out pairs, for it takes one job."""
-        engine = self.engine
-        d = self.potentials(chosen, 3)
-        d_worker = np.zeros(len(engine.W), np.int64)
-        d_worker[self.workers] = d[self.w_node]
-        d_job = np.zeros(len(engine.J), np.int64)
-        d_job[self.jobs] = d[self.j_node]
-        worst = np.zeros(len(engine.W), np.int64)
+        d_worker, d_job = self.row_potentials(chosen, 3)
+        worst = np.zeros(len(self.engine.W), np.int64)
         for part in held:
             w = part.w
             reduced = np.where(part.taken, 0, d_worker[w] - d_job[part.j] - part.value)
@@ -710,10 +714,7 @@ def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: boo
     chosen = np.sort(np.asarray(chosen, np.int64))
     picked = arcs.take(chosen)
     if extra:
-        w_, j_, v_ = (np.array(x, np.int64) for x in zip(*extra))
-        n = len(w_)
-        picked = _fill_scores(engine, Arcs.concat([picked, Arcs(w_, j_, np.full(n, np.nan), np.full(n, np.nan),
-                                                                np.full(n, -1, np.int64), v_)]))
+        picked = _fill_scores(engine, Arcs.concat([picked, Arcs.unscored(*(np.array(x) for x in zip(*extra)))]))
     optimality = {"method": "greedy, households in household_id order", "eligible_pairs": int(cands.pairs_total),
                   "arcs": int(len(arcs)), "top_n": cands.top_n, "exact": False, "certified": False,
                   "score_resolution": 1.0 / cands.scale}

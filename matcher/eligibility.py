@@ -182,7 +182,6 @@ class JobArrays:
     skills: np.ndarray         # (n, words) uint64
     n_required: np.ndarray
     skill_index: SkillIndex
-    index: JobIndex
     words: int
     title: np.ndarray
     employer: np.ndarray
@@ -229,7 +228,7 @@ class JobArrays:
             free=free, open=(j["status"] == "open").to_numpy() & (free > 0),
             wage=j["monthly_wage"].to_numpy(float),
             skills=masks, n_required=popcount(masks), skill_index=skill_index,
-            index=JobIndex(np.where(j["kind"] == "out_of_county", np.nan, lat), lon), words=masks.shape[1],
+            words=masks.shape[1],
             title=j["title"].to_numpy(object), employer=j["employer"].to_numpy(object),
         )
 

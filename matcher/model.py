@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timezone
@@ -173,7 +174,6 @@ class FastPipeline:
             for tree in self.trees:
                 raw += tree.predict(X, self.bitsets, self.f_idx_map, threads)
         else:
-            from contextlib import nullcontext
             with _controller().limit(limits=threads, user_api="openmp") if threads > 1 else nullcontext():
                 raw = np.concatenate([self._raw_binned(X[i:i + BLOCK], threads)
                                       for i in range(0, len(X), BLOCK)])

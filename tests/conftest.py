@@ -71,6 +71,16 @@ def small_world_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_world_dir(tmp_path_factory):
+    """A generated world of 400 households: quick to read and to import (a transaction of some 10k rows).
+    Read only: the notebooks run on it and the crash tests import it again and again."""
+    from matcher.generate import generate_world
+    d = tmp_path_factory.mktemp("tiny_world")
+    generate_world(d, households=400, seed=3)
+    return d
+
+
+@pytest.fixture(scope="session")
 def small_world(small_world_dir):
     from matcher.schema import load_world
     return load_world(small_world_dir)

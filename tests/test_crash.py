@@ -200,18 +200,9 @@ def _kill_imports(ctx, world_dir, fresh_store, url_for_trial, check_file):
     return outcomes
 
 
-@pytest.fixture(scope="module")
-def crash_world(tmp_path_factory):
-    """A small generated world (400 households): quick to read, a transaction of some 10k rows."""
-    from matcher.generate import generate_world
-    d = tmp_path_factory.mktemp("crash_world")
-    generate_world(d, households=400, seed=3)
-    return d
-
-
 @pytest.mark.slow
-def test_a_killed_import_leaves_nothing_or_everything_on_sqlite(ctx, crash_world, tmp_path):
-    outcomes = _kill_imports(ctx, crash_world, _empty_store,
+def test_a_killed_import_leaves_nothing_or_everything_on_sqlite(ctx, tiny_world_dir, tmp_path):
+    outcomes = _kill_imports(ctx, tiny_world_dir, _empty_store,
                              lambda trial: f"sqlite:///{tmp_path / f'import-{trial}.db'}", check_file=True)
     print("import kills:", outcomes)
     assert len(outcomes) == TRIALS
@@ -219,11 +210,11 @@ def test_a_killed_import_leaves_nothing_or_everything_on_sqlite(ctx, crash_world
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_a_killed_import_leaves_nothing_or_everything_on_postgresql(ctx, crash_world, pg_url):
+def test_a_killed_import_leaves_nothing_or_everything_on_postgresql(ctx, tiny_world_dir, pg_url):
     def fresh(url):
         _empty_store(url)
         _reset_postgres(url)
-    outcomes = _kill_imports(ctx, crash_world, fresh, lambda trial: pg_url, check_file=False)
+    outcomes = _kill_imports(ctx, tiny_world_dir, fresh, lambda trial: pg_url, check_file=False)
     assert len(outcomes) == TRIALS
 
 

@@ -40,18 +40,10 @@ def test_committed_notebook_has_no_outputs_and_imports_only_matcher_pandas_matpl
     assert "parameters" in _code(nb)[0].metadata.get("tags", []), "the first code cell holds the parameters"
 
 
-@pytest.fixture(scope="module")
-def notebook_world(tmp_path_factory):
-    from matcher.generate import generate_world
-    d = tmp_path_factory.mktemp("notebook_world")
-    generate_world(d, households=400, seed=3)
-    return d
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_top_to_bottom(path, notebook_world, tmp_path, monkeypatch):
-    monkeypatch.setenv("MATCHER_WORLD", str(notebook_world))
+def test_notebook_runs_top_to_bottom(path, tiny_world_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("MATCHER_WORLD", str(tiny_world_dir))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")      # a busy two-core machine: no thread oversubscription
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
