@@ -260,7 +260,7 @@ def write_report(path: Path, args, ready: dict, results) -> None:
         "How to read it: the machine is shared (other sessions' jobs run beside the benchmark; see the load "
         "average above) and has 2 CPUs for 2 server processes plus wrk, so the tail moves from run to run far "
         "more than throughput does; the ranges show by how much. One request's own cost, measured in-process "
-        "without HTTP, is about 2 ms at the median and about 10 ms at p99 for a fresh household answer.",
+        "without HTTP, is bench/engine.md's household plan (p50, p99).",
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {path}", file=sys.stderr)
