@@ -71,7 +71,7 @@ import numpy as np
 import pandas as pd
 
 from matcher.eligibility import KIND, KIND_CODES, Pairs, pair_distance
-from matcher.features import pair_features, skill_overlap
+from matcher.features import skill_overlap
 from matcher.errors import MatcherError
 from matcher.ranking import Engine, place_name
 
@@ -549,7 +549,7 @@ def score_pairs(engine: Engine, w: np.ndarray, j: np.ndarray):
     d = np.where(kind == KIND["out_of_county"], np.nan, pair_distance(engine.W, engine.J, w, j))
     p = Pairs(w, j, d)
     covered, _ = skill_overlap(engine.W, engine.J, p)
-    return engine.model.score(pair_features(engine.W, engine.J, p, covered)), d, covered
+    return engine.model.score(engine.model.matrix(engine.W, engine.J, p, covered)), d, covered
 
 
 def _fill_scores(engine: Engine, arcs: Arcs) -> Arcs:

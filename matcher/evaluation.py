@@ -164,7 +164,7 @@ def holdout(world: World, policy: Policy, model: m.MatchModel, cut: str,
         raise MatcherError(f"the referrals from {cut} on are all {'hires' if ts.hired[test][0] else 'non-hires'}: "
                            f"nothing to tell apart; choose an earlier --cut")
     X = ts.X[test]
-    scores = {"model": model.score(X)}
+    scores = {"model": model.score(ts.matrix(model, test))}
     scores.update({name: s.predict_proba(X)[:, 1] for name, s in baseline_scorers().items()})
     groups = worker_groups(world.workers, policy).reindex(ts.worker_ids[test]).reset_index(drop=True)
     return Holdout(cut=cut, n_train=int(train.sum()), y=ts.hired[test], scores=scores,

@@ -32,6 +32,7 @@ from sklearn.pipeline import Pipeline
 from matcher.eligibility import JobArrays, Pairs, WorkerArrays, pair_distance
 from matcher.errors import ModelError
 from matcher.features import FEATURE_INDEX, FEATURES, QuantileClipper, pair_features
+from matcher.history import TRACK_FEATURES, TRACK_MONOTONIC, TrackRecord, out_of_fold, referral_rows, track_features
 from matcher.policy import Policy
 from matcher.schema import World, to_csv_frame
 from matcher.skills import SkillIndex
@@ -94,7 +95,8 @@ class SkillOverlapOnly:
 LARGE_TRAINING_SET = 200_000
 
 
-def build_pipeline(policy: Policy, random_state: int = 0, n_samples: int | None = None) -> Pipeline:
+def build_pipeline(policy: Policy, random_state: int = 0, n_samples: int | None = None,
+                   features: tuple[str, ...] = FEATURES) -> Pipeline:
     """QuantileClipper -> monotone gradient boosting, calibrated (isotonic, cross-validated).
 
     Small trees, many of them, strongly regularised: most of what decides a hire (a
@@ -111,10 +113,11 @@ def build_pipeline(policy: Policy, random_state: int = 0, n_samples: int | None 
     more referrals calibrate as well (AUC, Brier, ECE unchanged at 300k) and the fit costs
     a third, which brings a million referrals under a minute (bench/train.md).
     """
-    unknown = set(policy.model.monotonic) - set(FEATURES)
+    unknown = set(policy.model.monotonic) - set(FEATURES) - set(TRACK_FEATURES)
     if unknown:
         raise ModelError(f"policy model.monotonic names unknown features: {sorted(unknown)}")
-    cst = [policy.model.monotonic.get(name, 0) for name in FEATURES]
+    monotonic = {**TRACK_MONOTONIC, **policy.model.monotonic}
+    cst = [monotonic.get(name, 0) for name in features]
     hgb = HistGradientBoostingClassifier(
         learning_rate=0.15, max_iter=100, max_leaf_nodes=7, min_samples_leaf=80,
         l2_regularization=3.0, monotonic_cst=cst, early_stopping=False, random_state=random_state)
@@ -214,7 +217,7 @@ class FastPipeline:
         return fast
 
 
-def probe_matrix(n: int = 512, seed: int = 0) -> np.ndarray:
+def probe_matrix(n: int = 512, seed: int = 0, features: tuple[str, ...] = FEATURES) -> np.ndarray:
     """Feature rows spanning plausible ranges (with missing distances), to check a fast path."""
     rng = np.random.default_rng(seed)
     X = np.column_stack([rng.uniform(0, 30, n)] + [rng.integers(0, 6, n).astype(float)
@@ -223,6 +226,12 @@ def probe_matrix(n: int = 512, seed: int = 0) -> np.ndarray:
     X[:, FEATURE_INDEX["monthly_wage"]] = rng.uniform(400, 8000, n)
     X[:, FEATURE_INDEX["age"]] = rng.integers(16, 65, n)
     X[rng.random(n) < 0.1, FEATURE_INDEX["distance_km"]] = np.nan
+    if len(features) > len(FEATURES):           # track-record columns: counts, and rates in [0, 1]
+        T = rng.uniform(0, 1, (n, len(TRACK_FEATURES)))
+        for i, name in enumerate(TRACK_FEATURES):
+            if name.endswith("_referrals"):
+                T[:, i] = rng.integers(0, 40, n)
+        X = np.column_stack([X, T])
     return X
 
 
@@ -236,6 +245,16 @@ class MatchModel:
     features: tuple[str, ...] = FEATURES
     version: str = ""
     info: dict = field(default_factory=dict)
+    track: TrackRecord | None = None      # the track-record tables (then features end in TRACK_FEATURES)
+
+    def matrix(self, W: WorkerArrays, J: JobArrays, p: Pairs, covered: np.ndarray | None = None,
+               base: np.ndarray | None = None) -> np.ndarray:
+        """The feature matrix this model scores for pairs p: the pair features (``base`` when
+        already computed), then the track-record columns from the artifact's own tables."""
+        X = pair_features(W, J, p, covered) if base is None else base
+        if self.track is None:
+            return X
+        return np.column_stack([X, track_features(self.track, W, J, p)])
 
     def __post_init__(self):
         self._fast = {}
@@ -246,6 +265,7 @@ class MatchModel:
         return state
 
     def __setstate__(self, state):
+        self.__dict__.setdefault("track", None)
         self.__dict__.update(state)
         self._fast = {}
 
@@ -253,7 +273,8 @@ class MatchModel:
         """The verified fast path of a fitted pipeline, else the scorer itself."""
         est = getattr(self, name)
         if name not in self._fast:
-            fast = FastPipeline.verified(est, probe_matrix()) if isinstance(est, Pipeline) else None
+            fast = (FastPipeline.verified(est, probe_matrix(features=tuple(self.features)))
+                    if isinstance(est, Pipeline) else None)
             self._fast[name] = fast or est
         return self._fast[name]
 
@@ -309,6 +330,16 @@ class TrainingSet:
     worker_ids: np.ndarray
     job_ids: np.ndarray
     household_ids: np.ndarray
+    W: WorkerArrays | None = None
+    J: JobArrays | None = None
+    pairs: Pairs | None = None
+    outcome: np.ndarray | None = None
+
+    def matrix(self, model: "MatchModel", rows: np.ndarray) -> np.ndarray:
+        """The matrix ``model`` scores for the referrals ``rows`` (a boolean mask or indices): the
+        track-record columns come from the model's own tables, fitted before its cut."""
+        idx = np.flatnonzero(rows) if np.asarray(rows).dtype == bool else np.asarray(rows)
+        return model.matrix(self.W, self.J, self.pairs.take(idx), base=self.X[idx])
 
 
 def referral_pairs(world: World, policy: Policy) -> tuple[WorkerArrays, JobArrays, Pairs, pd.DataFrame]:
@@ -332,7 +363,8 @@ def training_set(world: World, policy: Policy) -> TrainingSet:
     retained = np.where(hired == 1, retained, -1).astype(np.int64)
     return TrainingSet(X=X, hired=hired, retained=retained,
                        dates=ref["referred_on"].to_numpy("datetime64[ns]"),
-                       worker_ids=W.ids[p.w], job_ids=J.ids[p.j], household_ids=W.household[p.w])
+                       worker_ids=W.ids[p.w], job_ids=J.ids[p.j], household_ids=W.household[p.w],
+                       W=W, J=J, pairs=p, outcome=ref["outcome"].to_numpy(object))
 
 
 def time_split(dates: np.ndarray, holdout_fraction: float, cut: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -361,11 +393,16 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict:
             "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6)))}
 
 
-def fit(world: World, policy: Policy, cut: str | None = None, random_state: int = 0) -> tuple[MatchModel, dict]:
+def fit(world: World, policy: Policy, cut: str | None = None, random_state: int = 0,
+        track_record: bool = True, data_sha256: str | None = None) -> tuple[MatchModel, dict]:
     """Fit on referrals before the cut, measure on those after; the prior when history is thin.
 
     The returned model is the one measured: it has not seen the held-out referrals, so
-    its manifest's metrics are honest for it.
+    its manifest's metrics are honest for it. With ``track_record`` (the default) the model
+    also sees each pair's track record (:mod:`matcher.history`): out of fold for the
+    training referrals, from the tables of every training referral for the held-out ones
+    and at serving time; those tables are part of the artifact. ``track_record=False`` fits
+    the model on pair features alone, as before the track record.
     """
     from matcher.metrics import precision_at_k
 
@@ -379,21 +416,34 @@ def fit(world: World, policy: Policy, cut: str | None = None, random_state: int 
         info["why_prior"] = (f"{int(train.sum())} labelled referrals before the cut; the policy asks for at "
                              f"least {policy.model.min_referrals} with both hires and non-hires")
     else:
+        track, features, X_train = None, FEATURES, ts.X[train]
+        if track_record:
+            tr_idx = np.flatnonzero(train)
+            p_train = ts.pairs.take(tr_idx)
+            track = TrackRecord.fit(referral_rows(ts.W, ts.J, p_train, ts.outcome[tr_idx]))
+            track.cut, track.data_sha256 = info["cut"], data_sha256 or data_hash(world)
+            features = FEATURES + TRACK_FEATURES
+            X_train = np.column_stack([X_train, out_of_fold(ts.W, ts.J, p_train, ts.outcome[tr_idx],
+                                                            seed=random_state)])
+            info["track_record"] = track.summary()
         with _controller().limit(limits=1):   # see _one_thread: 1M rows in 21 s on one thread, 33 s on two
-            pipe = build_pipeline(policy, random_state, int(train.sum())).fit(ts.X[train], ts.hired[train])
+            pipe = build_pipeline(policy, random_state, int(train.sum()), features).fit(X_train, ts.hired[train])
         retain = None
-        known = train & (ts.retained >= 0)
-        if known.sum() >= 50 and len(np.unique(ts.retained[known])) == 2:
+        known = (ts.retained[train] >= 0)
+        if known.sum() >= 50 and len(np.unique(ts.retained[train][known])) == 2:
             with _controller().limit(limits=1):
-                retain = build_pipeline(policy, random_state, int(known.sum())).fit(ts.X[known], ts.retained[known])
-        model = MatchModel(hire=pipe, retain=retain, kind="learned")
+                retain = build_pipeline(policy, random_state, int(known.sum()), features).fit(
+                    X_train[known], ts.retained[train][known])
+        model = MatchModel(hire=pipe, retain=retain, kind="learned", features=features, track=track)
     metrics = {}
-    scorers = {"model": model.hire, "nearest_first": NearestFirst(), "skill_overlap": SkillOverlapOnly(),
+    scorers = {"model": model, "nearest_first": NearestFirst(), "skill_overlap": SkillOverlapOnly(),
                "prior": PriorScorer()}
+    X_test = ts.X[test]
     for name, scorer in scorers.items():
         if not test.any():
             break
-        p = scorer.predict_proba(ts.X[test])[:, 1]
+        p = (model.score(ts.matrix(model, test)) if name == "model"
+             else scorer.predict_proba(X_test)[:, 1])
         m = binary_metrics(ts.hired[test], p)
         m["precision_at_5"] = precision_at_k(ts.hired[test], p, ts.job_ids[test], k=5)
         metrics[name] = m
@@ -488,7 +538,8 @@ def load(path: str | Path) -> tuple[MatchModel, dict]:
         model = joblib.load(artifact)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable artifact
         raise ModelError(f"model artifact {artifact.name} could not be loaded: {type(exc).__name__}") from None
-    if not isinstance(model, MatchModel) or tuple(model.features) != FEATURES:
+    expected = FEATURES + (TRACK_FEATURES if getattr(model, "track", None) is not None else ())
+    if not isinstance(model, MatchModel) or tuple(model.features) != expected:
         raise ModelError(f"model artifact {artifact.name} does not hold a matcher model with this feature list")
     model.version = manifest["version"]
     model.info = {k: manifest.get(k) for k in ("created", "kind", "metrics", "training_data_sha256")}

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from matcher.eligibility import KIND, KIND_CODES, JobArrays, Pairs, WorkerArrays, candidate_pairs
-from matcher.features import FEATURE_INDEX, pair_features, skill_overlap
+from matcher.features import FEATURE_INDEX, skill_overlap
 from matcher.model import MatchModel
 from matcher.policy import Policy
 from matcher.schema import World
@@ -87,7 +87,7 @@ class Engine:
         need only the set (the exact city-wide plan); ``threads`` is for batch jobs (MatchModel.score)."""
         p = candidate_pairs(self.W, self.J, self.policy, rows, ordered=ordered)
         covered, _ = skill_overlap(self.W, self.J, p)
-        X = pair_features(self.W, self.J, p, covered)
+        X = self.model.matrix(self.W, self.J, p, covered)
         s = self.model.score(X, threads=threads)
         if not ordered:
             return Scored(p, s, covered)
@@ -109,7 +109,7 @@ class Engine:
         if not items:
             return
         idx = np.array([it.pop("_row") for it in items], dtype=np.int64)
-        r = self.model.retention(pair_features(self.W, self.J, sc.pairs.take(idx), sc.covered[idx]))
+        r = self.model.retention(self.model.matrix(self.W, self.J, sc.pairs.take(idx), sc.covered[idx]))
         for item, value in zip(items, r):
             item["retention_6m"] = round(float(value), 4)
 
@@ -256,7 +256,7 @@ class Engine:
         for skill in candidates:
             bit = J.skill_index.mask_of([skill], J.words)
             gains = popcount(J.skills[p.j] & bit[None, :]) > 0
-            Xs.append(pair_features(self.W, J, p, base_cov + gains))
+            Xs.append(self.model.matrix(self.W, J, p, base_cov + gains))
             rows.append((skill, gains))
         scores = self.model.score(np.vstack(Xs)).reshape(len(candidates), len(p))
         out = []

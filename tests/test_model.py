@@ -12,9 +12,16 @@ import factories as f
 from matcher import model as m
 from matcher.errors import ModelError
 from matcher.features import FEATURE_INDEX, FEATURES
+from matcher.history import TRACK_FEATURES
 from matcher.policy import load_policy
 
 POLICY = load_policy()
+
+
+def model_matrix(model, world):
+    """The matrix the model scores for every referral of the world (track record from its own tables)."""
+    ts = m.training_set(world, POLICY)
+    return ts.matrix(model, np.arange(len(ts.hired)))
 
 
 def test_trained_model_beats_both_baselines_on_later_referrals(trained_model_dir):
@@ -32,7 +39,7 @@ def test_manifest_holds_what_spec_section_6_lists(trained_model_dir):
     manifest = json.loads(path.read_text())
     for key in ("version", "created", "libraries", "features", "training_data_sha256", "metrics", "artifact_sha256"):
         assert manifest[key]
-    assert manifest["features"] == list(FEATURES)
+    assert manifest["features"] == list(FEATURES + TRACK_FEATURES)
     assert manifest["libraries"]["scikit-learn"]
     model, _ = m.load(path)
     assert model.version == manifest["version"]
@@ -41,7 +48,7 @@ def test_manifest_holds_what_spec_section_6_lists(trained_model_dir):
 def test_probabilities_are_calibrated_and_bounded(trained_model_dir, small_world):
     model, _ = m.load(m.production_path(trained_model_dir))
     ts = m.training_set(small_world, POLICY)
-    p = model.score(ts.X)
+    p = model.score(model_matrix(model, small_world))
     assert ((p >= 0) & (p <= 1)).all()
     # Calibrated on average: predicted and observed hire rates agree within a few points.
     assert abs(p.mean() - ts.hired.mean()) < 0.05
@@ -50,7 +57,7 @@ def test_probabilities_are_calibrated_and_bounded(trained_model_dir, small_world
 @pytest.mark.parametrize("feature,direction", [("distance_km", -1), ("skill_coverage", 1)])
 def test_nearer_job_or_better_skill_match_never_scores_lower(trained_model_dir, small_world, feature, direction):
     model, _ = m.load(m.production_path(trained_model_dir))
-    X = m.training_set(small_world, POLICY).X[:400].copy()
+    X = model_matrix(model, small_world)[:400].copy()
     X = X[np.isfinite(X[:, FEATURE_INDEX["distance_km"]])]
     grid = np.linspace(0, 15, 16) if feature == "distance_km" else np.linspace(0, 1, 11)
     scores = []
@@ -153,7 +160,7 @@ def test_recommend_command_writes_spec_columns(small_world_dir, trained_model_di
 def test_fast_path_gives_the_pipelines_own_probabilities(trained_model_dir, small_world):
     model, _ = m.load(m.production_path(trained_model_dir))
     assert isinstance(model._scorer("hire"), m.FastPipeline)
-    X = m.training_set(small_world, POLICY).X
+    X = model_matrix(model, small_world)
     np.testing.assert_allclose(model.score(X), model.hire.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
     if model.retain is not None:
         np.testing.assert_allclose(model.retention(X), model.retain.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
@@ -163,8 +170,8 @@ def test_fast_path_for_many_rows_bins_once_and_gives_the_same_probabilities(trai
     """Past BINNED_FROM rows the fast path bins the matrix and walks binned trees, in blocks, on the
     threads asked for: the probabilities are the pipeline's, to the bit, whatever the block or thread."""
     model, _ = m.load(m.production_path(trained_model_dir))
-    X = m.training_set(small_world, POLICY).X
-    many = np.vstack([X] * (m.BINNED_FROM // len(X) + 2) + [m.probe_matrix(3000)])
+    X = model_matrix(model, small_world)
+    many = np.vstack([X] * (m.BINNED_FROM // len(X) + 2) + [m.probe_matrix(3000, features=model.features)])
     assert len(many) > m.BINNED_FROM
     expected = model.hire.predict_proba(many)[:, 1]
     one = model.score(many)

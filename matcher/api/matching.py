@@ -17,7 +17,7 @@ from matcher.api.errors import not_found
 from matcher.api.runtime import runtime
 from matcher.api.schemas import HouseholdMatches, WorkerMatches
 from matcher.eligibility import KIND, Pairs, eligible_mask
-from matcher.features import pair_features, skill_overlap
+from matcher.features import skill_overlap
 from matcher.geo import haversine_km
 
 
@@ -101,7 +101,7 @@ def candidates(job_id: str, k: int) -> dict:
     if not len(p):
         return out
     covered, _ = skill_overlap(W, J, p)
-    scores = loaded.model.score(pair_features(W, J, p, covered))
+    scores = loaded.model.score(loaded.model.matrix(W, J, p, covered))
     order = np.lexsort((np.nan_to_num(p.distance_km, nan=0.0), -scores))[:k]
     required = list(J.skill_index.decode(J.skills[j]))
     items = []

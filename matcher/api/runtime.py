@@ -274,7 +274,6 @@ def make_ranker(W, J, model, policy):
     import numpy as np
 
     from matcher.eligibility import Pairs
-    from matcher.features import pair_features
     from matcher.ranking import Engine as Ranker, Scored
 
     def _take(value, idx):
@@ -308,7 +307,7 @@ def make_ranker(W, J, model, policy):
                 sc = Ranker.score(self)
                 retention = None
                 if self.model.retain is not None and len(sc.pairs):
-                    retention = self.model.retention(pair_features(self.W, self.J, sc.pairs, sc.covered))
+                    retention = self.model.retention(self.model.matrix(self.W, self.J, sc.pairs, sc.covered))
             except Exception as exc:  # noqa: BLE001 - on-demand scoring still works; say why, no data
                 log.error("scoring every pair in the background failed: %s", type(exc).__name__)
                 return
