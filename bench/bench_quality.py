@@ -181,7 +181,7 @@ def one_seed(seed: int, worlds: Path, policy) -> dict:
                 rows[g] = (c["n"], c.get("ece"), c.get("mean_score"), c.get("hire_rate"))
         cal[name] = rows
         if name == "model":
-            test = np.flatnonzero(ts.dates >= np.datetime64(cut))
+            test = np.flatnonzero((ts.dates >= np.datetime64(cut)) & ts.open_then)
             held_new = track.job.lookup(ts.job_ids[test]) < 0
             held_new_emp = track.employer.lookup(ts.J.employer[ts.pairs.j[test]]) < 0
         hs = h.scores["model"]
@@ -192,6 +192,12 @@ def one_seed(seed: int, worlds: Path, policy) -> dict:
                     "log_loss": m.binary_metrics(h.y[mask], hs[mask])["log_loss"],
                     "auc": m.binary_metrics(h.y[mask], hs[mask])["auc"],
                     "ece": mx.expected_calibration_error(h.y[mask], hs[mask])}
+    h_truth = truth.hire_probability(h.worker_ids, h.job_ids)
+    rows = {"all": (len(h.y), mx.expected_calibration_error(h.y, h_truth), float(h_truth.mean()), float(h.y.mean()))}
+    for attr, g, mask in ev._group_masks(h.groups):
+        rows[g] = (int(mask.sum()), mx.expected_calibration_error(h.y[mask], h_truth[mask]) if mask.any() else None,
+                   float(h_truth[mask].mean()) if mask.any() else None, float(h.y[mask].mean()) if mask.any() else None)
+    cal["truth"] = rows
     out["calibration"] = cal
     out["cold_start"] = cold
     return out
@@ -251,11 +257,15 @@ def render(results: list[dict], meta: dict) -> str:
               f"ECE over 10 bins; groups of the fairness audit (`matcher.evaluation.GROUPS`); a group is judged "
               f"with at least {MIN_N} held-out referrals (n is the median). Mean score against hire rate shows "
               f"the direction.", "",
-              "| group | n | ECE model | ECE previous | mean score model | hire rate |", "|---|---:|---:|---:|---:|---:|"]
+              "ECE of the true probabilities themselves on the same referrals is the floor that sampling noise "
+              "alone puts under any model's.", "",
+              "| group | n | ECE model | ECE previous | ECE truth | mean score model | hire rate |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for g in results[0]["calibration"]["model"]:
         n = med([r["calibration"]["model"][g][0] for r in results])[0]
         lines.append(f"| {g} | {n:,.0f} | {cell([r['calibration']['model'][g][1] for r in results])} | "
                      f"{cell([r['calibration']['previous'][g][1] for r in results])} | "
+                     f"{cell([r['calibration']['truth'][g][1] for r in results])} | "
                      f"{cell([r['calibration']['model'][g][2] for r in results])} | "
                      f"{cell([r['calibration']['model'][g][3] for r in results])} |")
     lines += ["", "## Cold start", "",

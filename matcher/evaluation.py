@@ -158,6 +158,7 @@ def holdout(world: World, policy: Policy, model: m.MatchModel, cut: str,
             ts: m.TrainingSet | None = None) -> Holdout:
     ts = ts or m.training_set(world, policy)
     train, test = m.time_split(ts.dates, policy.model.holdout_fraction, cut)
+    test &= ts.open_then                # referrals to a job already full say nothing of the pair (model.open_then)
     if not test.any():
         raise MatcherError(f"no referral on or after {cut} to test on")
     if len(np.unique(ts.hired[test])) < 2:
@@ -167,7 +168,7 @@ def holdout(world: World, policy: Policy, model: m.MatchModel, cut: str,
     scores = {"model": model.score(ts.matrix(model, test))}
     scores.update({name: s.predict_proba(X)[:, 1] for name, s in baseline_scorers().items()})
     groups = worker_groups(world.workers, policy).reindex(ts.worker_ids[test]).reset_index(drop=True)
-    return Holdout(cut=cut, n_train=int(train.sum()), y=ts.hired[test], scores=scores,
+    return Holdout(cut=cut, n_train=int((train & ts.open_then).sum()), y=ts.hired[test], scores=scores,
                    worker_ids=ts.worker_ids[test], job_ids=ts.job_ids[test],
                    household_ids=ts.household_ids[test], groups=groups)
 

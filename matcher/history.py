@@ -230,3 +230,4 @@ def out_of_fold(W, J, p, outcome: np.ndarray, folds: int = FOLDS, seed: int = 0)
                           np.asarray(J.kind)[uj], place[uj])
         X[inside] = _gather(wb, jb, wi, ji)
     return X
+

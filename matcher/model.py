@@ -334,6 +334,7 @@ class TrainingSet:
     J: JobArrays | None = None
     pairs: Pairs | None = None
     outcome: np.ndarray | None = None
+    open_then: np.ndarray | None = None     # the job still had a slot no earlier hire had taken
 
     def matrix(self, model: "MatchModel", rows: np.ndarray) -> np.ndarray:
         """The matrix ``model`` scores for the referrals ``rows`` (a boolean mask or indices): the
@@ -361,10 +362,35 @@ def training_set(world: World, policy: Policy) -> TrainingSet:
     retained = ref["retained_6m"].astype("float").fillna(-1).to_numpy()
     hired = (ref["outcome"] == "hired").to_numpy(np.int64)
     retained = np.where(hired == 1, retained, -1).astype(np.int64)
-    return TrainingSet(X=X, hired=hired, retained=retained,
+    return TrainingSet(X=X, hired=hired, retained=retained, open_then=open_then(ref, world.jobs),
                        dates=ref["referred_on"].to_numpy("datetime64[ns]"),
                        worker_ids=W.ids[p.w], job_ids=J.ids[p.j], household_ids=W.household[p.w],
                        W=W, J=J, pairs=p, outcome=ref["outcome"].to_numpy(object))
+
+
+def open_then(ref: pd.DataFrame, jobs: pd.DataFrame) -> np.ndarray:
+    """Per referral: did its job still have a free slot, counting the hires of earlier days?
+
+    A referral to a job whose slots earlier hires had already taken can only end in a rejection
+    (position filled): it says nothing about the pair, and the service never proposes such a job
+    (eligibility asks for a free slot). Training and the held-out test leave these referrals out.
+    Only outcomes of strictly earlier days count, so a referral's own outcome never decides it.
+    """
+    if not len(ref):
+        return np.zeros(0, bool)
+    slots = ref["job_id"].map(jobs.set_index("job_id")["slots"]).to_numpy(float)
+    day = ref["referred_on"].to_numpy("datetime64[D]").astype(np.int64)
+    code, _ = pd.factorize(ref["job_id"])
+    hired = (ref["outcome"] == "hired").to_numpy(np.int64)
+    order = np.lexsort((day, code))
+    c, d, h = code[order], day[order], hired[order]
+    before = np.cumsum(h) - h
+    idx = np.arange(len(c))
+    key_start = np.maximum.accumulate(np.where(np.r_[True, c[1:] != c[:-1]], idx, 0))
+    day_start = np.maximum.accumulate(np.where(np.r_[True, (c[1:] != c[:-1]) | (d[1:] != d[:-1])], idx, 0))
+    earlier = np.empty(len(c), np.int64)
+    earlier[order] = before[day_start] - before[key_start]
+    return ~(earlier >= slots)
 
 
 def time_split(dates: np.ndarray, holdout_fraction: float, cut: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -408,9 +434,12 @@ def fit(world: World, policy: Policy, cut: str | None = None, random_state: int 
 
     ts = training_set(world, policy)
     train, test = time_split(ts.dates, policy.model.holdout_fraction, cut)
+    first_test = str(pd.Timestamp(ts.dates[test].min()).date()) if test.any() else None
+    info_filled = int((~ts.open_then).sum())
+    train, test = train & ts.open_then, test & ts.open_then
     enough = train.sum() >= policy.model.min_referrals and len(np.unique(ts.hired[train])) == 2
     info = {"n_referrals": int(len(ts.hired)), "n_train": int(train.sum()), "n_test": int(test.sum()),
-            "cut": str(pd.Timestamp(ts.dates[test].min()).date()) if test.any() else None}
+            "cut": first_test, "left_out_position_filled": info_filled}
     if not enough:
         model = prior_model()
         info["why_prior"] = (f"{int(train.sum())} labelled referrals before the cut; the policy asks for at "

@@ -1,0 +1,150 @@
+"""The track record: shrunk outcome rates per worker, job, employer and place, learned without leakage."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import factories as f
+from matcher import model as m
+from matcher.eligibility import KIND, JobArrays, Pairs, WorkerArrays
+from matcher.features import FEATURES
+from matcher.history import (TRACK_FEATURES, TRACK_INDEX, TrackRecord, out_of_fold, referral_rows,
+                             track_features)
+from matcher.policy import load_policy
+from matcher.ranking import Engine
+from matcher.skills import SkillIndex
+
+POLICY = load_policy()
+
+
+def _world_with_history():
+    """Two employers: one job of 陈疃 hires nearly everyone, another of the same employer has no history,
+    a third job's employer (another workshop) has none at all."""
+    hh = [f.household(household_id=f"H{i}") for i in range(40)]
+    workers = [f.worker(f"H{i}", worker_id=f"W{i}") for i in range(40)]
+    jobs = [f.job(job_id="JA", employer="陈疃镇扶贫车间", slots=100),
+            f.job(job_id="JB", employer="陈疃镇扶贫车间", slots=100),
+            f.job(job_id="JC", employer="别的车间", slots=100),
+            f.job(job_id="JD", employer="第三车间", slots=100, kind="enterprise", monthly_wage=3500)]
+    refs = [f.referral(f"W{i}", "JA", outcome="hired" if i < 36 else "declined") for i in range(40)]
+    refs += [f.referral(f"W{i}", "JD", outcome="rejected" if i < 30 else "hired") for i in range(40)]
+    return f.world(hh, workers, jobs, refs)
+
+
+def _arrays(world):
+    J = JobArrays.build(world.jobs, SkillIndex())
+    W = WorkerArrays.build(world.workers, world.households, POLICY, J.skill_index, J.words)
+    return W, J
+
+
+def test_rates_are_shrunk_towards_the_parent_and_unknown_jobs_borrow_the_employers():
+    world = _world_with_history()
+    W, J = _arrays(world)
+    _, _, p, ref = m.referral_pairs(world, POLICY)
+    track = TrackRecord.fit(referral_rows(W, J, p, ref["outcome"].to_numpy(object)))
+    rows = np.arange(len(J))
+    X = track_features(track, W, J, Pairs(np.zeros(len(J), np.int64), rows, np.zeros(len(J))))
+    col = TRACK_INDEX
+    ja, jb, jc, jd = X
+    # JA: 36 hires of 40, shrunk towards its employer's rate (the employer's rate is JA's own history)
+    assert ja[col["job_referrals"]] == 40
+    assert 0.5 < ja[col["job_hired"]] < 0.9
+    assert ja[col["job_hired"]] > jd[col["job_hired"]]
+    # JB: no history of its own: its employer's rates, and says it has none
+    assert jb[col["job_referrals"]] == 0
+    assert jb[col["job_hired"]] == ja[col["employer_hired"]]
+    # JC: a new employer: the kind's rate (workshop_factory's, only JA's referrals here)
+    assert jc[col["employer_referrals"]] == 0
+    kind_rate = track.kind[KIND["workshop_factory"], 0]
+    assert jc[col["job_hired"]] == jc[col["employer_hired"]] == kind_rate
+    assert 0.5 < kind_rate < 0.9
+
+
+def test_a_referrals_own_outcome_never_moves_its_training_features(small_world):
+    ts = m.training_set(small_world, POLICY)
+    rows = np.flatnonzero(ts.open_then)[:3000]
+    p = ts.pairs.take(rows)
+    outcome = ts.outcome[rows].copy()
+    before = out_of_fold(ts.W, ts.J, p, outcome, seed=3)
+    busy = np.flatnonzero(np.bincount(p.j)[p.j] >= 10)         # referrals whose job has others
+    rng = np.random.default_rng(0)
+    for i in rng.choice(busy, 5, replace=False):
+        changed = outcome.copy()
+        changed[i] = "declined" if outcome[i] == "hired" else "hired"
+        after = out_of_fold(ts.W, ts.J, p, changed, seed=3)
+        np.testing.assert_array_equal(after[i], before[i])
+        # ... while the outcome does reach other referrals of the same job or worker
+        same = (p.j == p.j[i]) | (p.w == p.w[i])
+        same[i] = False
+        assert not np.array_equal(after[same], before[same])
+
+
+def test_the_artifacts_tables_hold_the_training_referrals_only_with_cut_and_hash(small_world, trained_model_dir):
+    model, manifest = m.load(m.production_path(trained_model_dir))
+    track = model.track
+    data = manifest["metrics"]["data"]
+    assert track is not None and tuple(model.features) == FEATURES + TRACK_FEATURES
+    assert track.cut == data["cut"] and track.data_sha256 == manifest["training_data_sha256"]
+    assert track.n_referrals == data["n_train"] == int(track.worker.n.sum()) == int(track.job.n.sum())
+    ts = m.training_set(small_world, POLICY)
+    later = ts.dates >= np.datetime64(data["cut"])
+    only_later = set(ts.job_ids[later]) - set(ts.job_ids[~later])
+    assert only_later and not only_later & set(track.job.index)
+    assert data["track_record"]["referrals"] == track.n_referrals
+
+
+def test_serving_scores_a_job_posted_after_training_with_its_employers_track_record(small_world, trained_model_dir):
+    model, _ = m.load(m.production_path(trained_model_dir))
+    known = small_world.jobs[small_world.jobs["job_id"].isin(model.track.job.index)].iloc[0]
+    new = known.copy()
+    new["job_id"], new["status"], new["filled"], new["slots"] = "J-NEW", "open", 0, 5
+    jobs = small_world.jobs.copy()
+    jobs.loc[len(jobs)] = new
+    world = replace(small_world, jobs=jobs.reset_index(drop=True))
+    engine = Engine.build(world, model, POLICY)
+    sc = engine.score()
+    j_new = int(np.flatnonzero(engine.J.ids == "J-NEW")[0])
+    mine = sc.pairs.j == j_new
+    assert mine.any()
+    X = model.matrix(engine.W, engine.J, sc.pairs.take(np.flatnonzero(mine)))
+    col = {name: len(FEATURES) + i for i, name in enumerate(TRACK_FEATURES)}
+    e = model.track.employer.lookup([known["employer"]])[0]
+    assert (X[:, col["job_referrals"]] == 0).all()
+    np.testing.assert_array_equal(X[:, col["job_hired"]], model.track.employer.rates[e, 0])
+    np.testing.assert_array_equal(sc.score[mine], model.score(X))
+
+
+def test_previous_model_fits_without_the_track_record(small_world):
+    model, metrics = m.fit(small_world, POLICY, track_record=False)
+    assert model.track is None and tuple(model.features) == FEATURES
+    assert "track_record" not in metrics["data"]
+
+
+def test_referrals_to_a_job_already_full_are_left_out_of_training_and_test():
+    hh = [f.household(household_id=f"H{i}") for i in range(4)]
+    workers = [f.worker(f"H{i}", worker_id=f"W{i}") for i in range(4)]
+    jobs = [f.job(job_id="J1", slots=1)]
+    refs = [f.referral("W0", "J1", referred_on="2026-01-01", outcome="hired"),
+            f.referral("W1", "J1", referred_on="2026-01-01", outcome="rejected"),   # same day: not known full
+            f.referral("W2", "J1", referred_on="2026-01-02", outcome="rejected"),   # full since the day before
+            f.referral("W3", "J1", referred_on="2026-01-03", outcome="declined")]
+    world = f.world(hh, workers, jobs, refs)
+    ts = m.training_set(world, POLICY)
+    assert ts.open_then.tolist() == [True, True, False, False]
+
+
+@pytest.mark.parametrize("name", ["job_hired", "worker_hired", "employer_hired"])
+def test_more_hires_in_a_track_record_never_lower_the_score(trained_model_dir, small_world, name):
+    model, _ = m.load(m.production_path(trained_model_dir))
+    ts = m.training_set(small_world, POLICY)
+    X = ts.matrix(model, np.arange(300))
+    k = len(FEATURES) + TRACK_INDEX[name]
+    scores = []
+    for v in np.linspace(0, 1, 11):
+        Xv = X.copy()
+        Xv[:, k] = v
+        scores.append(model.score(Xv))
+    assert (np.diff(np.array(scores), axis=0) >= -1e-12).all()
