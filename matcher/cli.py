@@ -279,11 +279,15 @@ def db_init(obj):
 
 @db.command("import")
 @click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--keep-stored", is_flag=True,
+              help="Keep rows already stored with other values as they are (the service changed them since: "
+                   "hires, closed jobs) instead of refusing the import; new rows are still added.")
 @click.pass_obj
-def db_import(obj, world_dir):
+def db_import(obj, world_dir, keep_stored):
     """Validate WORLD_DIR and add it to the database in one transaction (creating the tables if needed).
 
-    Rows already stored with the same values are skipped; a stored id with other values is refused.
+    Rows already stored with the same values are skipped; a stored id with other values is refused,
+    or with --keep-stored left as stored.
     """
     from matcher.schema import load_world
     from matcher.store import import_world, init_db
@@ -291,11 +295,12 @@ def db_import(obj, world_dir):
     engine = _store_engine(obj)
     try:
         init_db(engine)
-        result = import_world(engine, world, progress=True)
+        result = import_world(engine, world, progress=True, keep_stored=keep_stored)
     finally:
         engine.dispose()
     for name, n in result.as_dict().items():
-        click.echo(f"{name}: {n['inserted']} inserted, {n['unchanged']} unchanged")
+        kept = f", {n['kept']} kept as stored" if n["kept"] else ""
+        click.echo(f"{name}: {n['inserted']} inserted, {n['unchanged']} unchanged{kept}")
 
 
 @db.command("export")
