@@ -148,6 +148,15 @@ def read_table(engine: Engine, name: str) -> pd.DataFrame:
         return frame_from_rows(name, _select_world_rows(conn, name))
 
 
+def read_rows(engine: Engine, name: str, ids: list[str]) -> pd.DataFrame:
+    """Some rows of a world table by id, typed as :func:`read_table` types them (ids not stored are left out)."""
+    if name not in WORLD_TABLES:
+        raise ValueError(f"unknown table {name!r}; expected one of {', '.join(WORLD_TABLES)}")
+    with engine.connect() as conn:
+        rows = sorted(_stored_rows(conn, name, list(ids)).values(), key=lambda r: r[0])
+    return frame_from_rows(name, rows)
+
+
 def read_world(engine: Engine) -> World:
     """The stored world as validated frames; referrals without an outcome yet are left out."""
     with _snapshot(engine) as conn, conn.begin():
