@@ -100,7 +100,7 @@ def trained_model_dir(small_world, tmp_path_factory):
 # -- the HTTP service (tests/test_api_*.py) ------------------------------------------------------
 
 API_COUNTY, OTHER_COUNTY = "371102", "371121"
-OTHER_TOWN, OTHER_VILLAGE = "371121100", "371121100001"
+OTHER_TOWN, OTHER_VILLAGE = "371121102", "371121102201"
 
 
 @pytest.fixture(scope="session")

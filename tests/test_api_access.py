@@ -136,7 +136,7 @@ def test_bodies_beyond_the_limits_are_413(tmp_path, prior_model_dir):
     api = make_api(f"sqlite:///{tmp_path / 'small.db'}", tmp_path, prior_model_dir,
                    MAX_JSON_BYTES=1000, MAX_CSV_BYTES=2000)
     big = {"employer": "x" * 190, "title": "y", "kind": "enterprise", "lat": 35.5, "lon": 119.2, "slots": 1,
-           "monthly_wage": 1, "skills": ["a" * 40] * 30}
+           "monthly_wage": 2500, "skills": ["a" * 40] * 30}
     resp = api.post("/api/v1/jobs", as_="recruiter", json=big)
     assert resp.status_code == 413
     assert error_of(resp)["code"] == "payload_too_large"

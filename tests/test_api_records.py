@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 HOUSEHOLD = {"household_id": "H-NEW", "county_code": "371102", "town_code": "371102107",
-             "village_code": "371102107001", "lat": 35.505, "lon": 119.267}
+             "village_code": "371102107202", "lat": 35.505, "lon": 119.267}
 WORKER = {"worker_id": "W-NEW", "household_id": "H-NEW", "age": 45, "sex": "F", "skills": ["缝纫", "编织"]}
 
 
@@ -55,7 +55,7 @@ def test_worker_fields_are_checked(api, over, field):
 def test_csv_import_is_whole_or_nothing_and_names_file_row_and_column(api):
     good = ("household_id,county_code,town_code,village_code,lat,lon,extra\n"
             "H-C1,371102,371102107,,35.5,119.26,ignored\n"
-            "H-C2,371102,371102107,371102107001,35.51,119.27,\n")
+            "H-C2,371102,371102107,371102107202,35.51,119.27,\n")
     resp = api.post("/api/v1/import/households", data=good.encode(), content_type="text/csv")
     assert resp.status_code == 200
     assert resp.get_json() == {"table": "households", "inserted": 2, "unchanged": 0}
