@@ -83,7 +83,14 @@ def validation_error(exc: ValidationError, where: str = "body") -> APIError:
     return APIError(422, "invalid_value", text, name)
 
 
+def body_optional(model: type[BaseModel]) -> bool:
+    """A body whose every field is optional may be left out whole."""
+    return not any(f.is_required() for f in model.model_fields.values())
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
+    if body_optional(model) and not request.mimetype and not read_body(cache=True).strip():
+        return model()              # no body at all: every field takes its default
     if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         raise APIError(415, "unsupported_media_type", "send the body as application/json")
     raw = read_body(cache=True)
@@ -296,7 +303,7 @@ def build_document(app) -> dict:
         if params:
             item["parameters"] = params
         if op.body is not None:
-            item["requestBody"] = {"required": True,
+            item["requestBody"] = {"required": not body_optional(op.body),
                                    "content": {"application/json": {"schema": schemas.ref(op.body)}}}
         if op.csv:
             item["requestBody"] = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
