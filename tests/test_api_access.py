@@ -23,8 +23,8 @@ def test_health_and_readiness_need_no_token(api):
     assert api.get("/healthz", as_=None).get_json() == {"status": "ok"}
     ready = api.get("/readyz", as_=None)
     assert ready.status_code == 200
-    assert ready.get_json()["status"] == "ready"
-    assert ready.get_json()["model_version"].endswith("prior-00000000")
+    assert ready.get_json() == {"status": "ready", "database": "ok", "model": "loaded"}     # no version to anyone
+    assert api.get("/api/v1/model", as_="volunteer").get_json()["model_version"].endswith("prior-00000000")
 
 
 def test_api_without_token_is_401_with_error_json(api):

@@ -97,9 +97,11 @@ class Health(_Out):
 
 
 class Ready(_Out):
+    """Ready or not, and no more: which model is loaded is for tokens (GET /api/v1/model)."""
+
     status: Literal["ready"]
-    model_version: str
     database: Literal["ok"]
+    model: Literal["loaded"]
 
 
 # -- jobs --------------------------------------------------------------------------------------
@@ -405,9 +407,10 @@ class AllocationRow(_Out):
 
 
 class Allocation(_Out):
+    """A stored plan. Who computed it is in the audit log, not in the answer (no answer names a token holder)."""
+
     allocation_id: int
     created_at: dt.datetime
-    created_by: str | None
     model_version: str | None
     summary: dict
     rows: list[AllocationRow]
