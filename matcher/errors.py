@@ -66,8 +66,11 @@ class Conflict(MatcherError):
     code = "conflict"
 
 
-_UNSAFE = {i: f"\\x{i:02x}" for i in (*range(0, 32), 127)} | {
-    c: f"\\u{c:04x}" for c in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+# The bidirectional marks, overrides and isolates (U+202E...): they make text display in another order
+# than it is stored. Refused in text fields (matcher.schema, matcher.api.schemas), escaped in logs.
+BIDI_CONTROLS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+
+_UNSAFE = {i: f"\\x{i:02x}" for i in (*range(0, 32), 127)} | {c: f"\\u{c:04x}" for c in BIDI_CONTROLS}
 
 
 def loggable(text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from matcher.errors import SchemaError
+from matcher.errors import BIDI_CONTROLS, SchemaError
 
 SEXES = ("F", "M")
 DISABILITIES = ("none", "visual", "hearing", "speech", "physical", "intellectual", "mental", "multiple")
@@ -120,7 +120,10 @@ def _fail(file, idx, column, message):
     raise SchemaError(message, file=file, row=int(idx) + 2 if idx is not None else None, column=column)
 
 
-_CONTROL = {chr(i) for i in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+# Control characters (tab and line breaks aside) and the bidirectional overrides and isolates (U+202E...)
+# that make text display in another order than it is stored.
+_CONTROL = ({chr(i) for i in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+            | {chr(c) for c in BIDI_CONTROLS})
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -143,7 +146,7 @@ def _parse_column(col: Column, s: pd.Series, file: str) -> pd.Series:
     ctrl = s.map(lambda v: any(ch in _CONTROL for ch in v)).to_numpy() if len(s) else np.zeros(0, bool)
     i = _first(ctrl)
     if i is not None:
-        _fail(file, i, col.name, "contains a control character")
+        _fail(file, i, col.name, "contains a control character or a bidirectional override")
 
     if col.kind == "str":
         return s.astype(object)

@@ -256,3 +256,30 @@ def test_households_and_volunteer_tokens_outside_rizhao_are_refused(api, tmp_pat
             create_token(engine, "volunteer", "someone", county="999999")
     finally:
         engine.dispose()
+
+
+def test_the_job_list_shows_owner_only_to_that_owner_and_admins(api):
+    mine = post(api, job_id="J-MINE").get_json()
+    assert mine["owner"] == "rec-1"
+
+    def owners(as_):
+        items = api.get("/api/v1/jobs?per_page=100", as_=as_).get_json()["items"]
+        return {j["job_id"]: j["owner"] for j in items}
+    assert owners("recruiter")["J-MINE"] == "rec-1" and owners("admin")["J-MINE"] == "rec-1"
+    for who in ("recruiter_other", "volunteer", "evaluator"):
+        listed = owners(who)
+        assert listed["J-MINE"] is None and "rec-1" not in api.get("/api/v1/jobs", as_=who).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200f"])
+def test_bidirectional_overrides_in_text_are_refused_like_control_characters(api, char):
+    resp = post(api, title=f"缝纫{char}工")
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert err["field"] == "title" and "bidirectional override" in err["message"]
+    resp = api.post("/api/v1/import/jobs", data=(
+        "job_id,employer,title,kind,lat,lon,county_code,town_code,village_code,skills,min_age,max_age,"
+        "physical_demand,requires,slots,filled,monthly_wage,posted_on,status\n"
+        f"J-BIDI,厂,缝纫{char}工,workshop_factory,35.5,119.26,371102,371102107,,,18,60,light,,2,0,2600,2026-11-01,open\n"
+    ).encode(), content_type="text/csv")
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "title"

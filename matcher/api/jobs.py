@@ -87,12 +87,16 @@ def post_job(body: JobIn):
 
 
 @endpoint(bp, "", summary="List vacancies (filters: county_code, kind, status; paginated)", roles=ROLES,
+          description="`owner` is shown to the job's owner and to admins; to everyone else it is null.",
           query=JobsQuery, response=JobPage)
 def list_jobs(query: JobsQuery):
     per_page = min(query.per_page, MAX_PAGE)
     items, total = queries.list_jobs(runtime().engine, county_code=query.county_code, kind=query.kind,
                                      status=query.status, owner=g.token.name if query.mine else None,
                                      offset=(query.page - 1) * per_page, limit=per_page)
+    for item in items:
+        if not owns(item["owner"]):
+            item["owner"] = None            # who posted a job is for its owner and admins only
     return {"items": items, "page": query.page, "per_page": per_page, "total": total}
 
 
