@@ -140,3 +140,11 @@ def test_gunicorn_workers_each_see_new_jobs_and_reloads(tmp_path, prior_model_di
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_the_openapi_document_is_valid_openapi_3_0(api):
+    """As openapi-spec-validator reads it (a generated client starts from the same document)."""
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+    doc = api.client.get("/openapi.json").get_json()
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in OpenAPIV30SpecValidator(doc).iter_errors()]
+    assert errors == []

@@ -115,8 +115,19 @@ def read_csv_body() -> bytes:
     return data
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _integer_field(info) -> bool:
+    return info.annotation is int or (getattr(info.annotation, "__args__", None) or ()) == (int, type(None))
+
+
 def parse_query(model: type[BaseModel]) -> BaseModel:
     args = {k: request.args.get(k) for k in request.args.keys() if k in model.model_fields}
+    for name, value in args.items():
+        # An integer is written as one: not 5.0, +5, " 5 " or 5_0, which a lax parse would take.
+        if _integer_field(model.model_fields[name]) and not _INTEGER.fullmatch(value):
+            raise APIError(422, "invalid_value", f"{name}: expected an integer written in digits, got {value!r}", name)
     try:
         return model.model_validate(args)
     except ValidationError as exc:
@@ -207,7 +218,8 @@ def openapi30(node):
 
     The interactive docs (swagger-ui 4, the version the swagger-ui-bundle package ships) read
     3.0 only. ``anyOf [X, null]`` becomes X with ``nullable``, ``const`` an ``enum``, numeric
-    ``exclusiveMinimum``/``exclusiveMaximum`` their 3.0 boolean form.
+    ``exclusiveMinimum``/``exclusiveMaximum`` their 3.0 boolean form; a null ``default`` on a schema
+    that is not nullable is left out.
     """
     if isinstance(node, list):
         return [openapi30(n) for n in node]
@@ -233,6 +245,10 @@ def openapi30(node):
         if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
             node[plain] = node.pop(bound)
             node[bound] = True
+    if "default" in node and node["default"] is None and not node.get("nullable"):
+        # a field that may be left out but not sent as null (JobPatch's): "absent" needs no default,
+        # and a null default on a non-nullable schema is invalid OpenAPI
+        del node["default"]
     if "$ref" in node and len(node) > 1:
         ref = node.pop("$ref")
         node["allOf"] = [{"$ref": ref}] + node.get("allOf", [])
