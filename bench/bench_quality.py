@@ -182,8 +182,9 @@ def one_seed(seed: int, worlds: Path, policy) -> dict:
         cal[name] = rows
         if name == "model":
             test = np.flatnonzero((ts.dates >= np.datetime64(cut)) & ts.open_then)
-            held_new = track.job.lookup(ts.job_ids[test]) < 0
-            held_new_emp = track.employer.lookup(ts.J.employer[ts.pairs.j[test]]) < 0
+            before = models["model"].track_cut               # the tables the held-out referrals are scored with
+            held_new = before.job.lookup(ts.job_ids[test]) < 0
+            held_new_emp = before.employer.lookup(ts.J.employer[ts.pairs.j[test]]) < 0
         hs = h.scores["model"]
         for label, mask in (("new_job", held_new), ("new_employer", held_new_emp)):
             if mask.sum() and len(np.unique(h.y[mask])) == 2:
@@ -290,7 +291,7 @@ def render(results: list[dict], meta: dict) -> str:
                              + " | |")
     lines += ["", "## Track record", "",
               "Prior strengths (pseudo-referrals) the empirical Bayes step estimated, per seed: "
-              + "; ".join(f"seed {r['seed']}: " + ", ".join(f"{k} {v:.0f}" for k, v in (r['track_record'] or {}).get('prior_strength', {}).items())
+              + "; ".join(f"seed {r['seed']}: " + ", ".join(f"{k} {v:.0f}" for k, v in ((r['track_record'] or {}).get('serving') or {}).get('prior_strength', {}).items())
                           for r in results) + ".",
               f"Fitting the model (track record included) took {cell([r['fit_seconds'] for r in results], 1)} s.",
               "", f"Machine: {meta['machine']}."]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,18 +83,22 @@ def test_a_referrals_own_outcome_never_moves_its_training_features(small_world):
         assert not np.array_equal(after[same], before[same])
 
 
-def test_the_artifacts_tables_hold_the_training_referrals_only_with_cut_and_hash(small_world, trained_model_dir):
+def test_the_artifacts_tables_serve_every_referral_and_measure_on_those_before_the_cut(small_world, trained_model_dir):
     model, manifest = m.load(m.production_path(trained_model_dir))
-    track = model.track
     data = manifest["metrics"]["data"]
-    assert track is not None and tuple(model.features) == FEATURES + TRACK_FEATURES
-    assert track.cut == data["cut"] and track.data_sha256 == manifest["training_data_sha256"]
-    assert track.n_referrals == data["n_train"] == int(track.worker.n.sum()) == int(track.job.n.sum())
+    assert tuple(model.features) == FEATURES + TRACK_FEATURES
+    before, serving = model.track_cut, model.track
+    assert before.cut == data["cut"]
+    assert before.data_sha256 == serving.data_sha256 == manifest["training_data_sha256"]
+    assert before.n_referrals == data["n_train"] == int(before.worker.n.sum()) == int(before.job.n.sum())
+    assert serving.n_referrals == data["n_train"] + data["n_test"]
     ts = m.training_set(small_world, POLICY)
     later = ts.dates >= np.datetime64(data["cut"])
-    only_later = set(ts.job_ids[later]) - set(ts.job_ids[~later])
-    assert only_later and not only_later & set(track.job.index)
-    assert data["track_record"]["referrals"] == track.n_referrals
+    only_later = set(ts.job_ids[later & ts.open_then]) - set(ts.job_ids[~later])
+    assert only_later
+    assert not only_later & set(before.job.index)          # the held-out referrals are not in what measures them
+    assert only_later <= set(serving.job.index)            # but serving knows them
+    assert data["track_record"]["before_cut"]["referrals"] == before.n_referrals
 
 
 def test_serving_scores_a_job_posted_after_training_with_its_employers_track_record(small_world, trained_model_dir):
@@ -148,3 +153,60 @@ def test_more_hires_in_a_track_record_never_lower_the_score(trained_model_dir, s
         Xv[:, k] = v
         scores.append(model.score(Xv))
     assert (np.diff(np.array(scores), axis=0) >= -1e-12).all()
+
+
+def test_the_evaluators_loop_on_the_store(small_world_dir, small_world, prior_model_dir, tmp_path, monkeypatch):
+    """Import a world, record outcomes through the API, `matcher train` with no folder, `matcher promote
+    PATH` from an empty folder: the new model's track record holds the outcomes just recorded."""
+    from click.testing import CliRunner
+    from conftest import API_COUNTY, make_api
+    from matcher.cli import cli
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    api = make_api(db_url, tmp_path, prior_model_dir, world=small_world)
+    try:
+        engine = Engine.build(small_world, m.prior_model(), POLICY)
+        sc = engine.score()
+        in_county = engine.W.county[sc.pairs.w] == API_COUNTY
+        picked, seen = [], set()
+        for i in np.flatnonzero(in_county & (engine.J.free[sc.pairs.j] >= 3)):
+            w, j = str(engine.W.ids[sc.pairs.w[i]]), str(engine.J.ids[sc.pairs.j[i]])
+            if w not in seen and j not in {pj for _, pj in picked}:
+                picked.append((w, j))
+                seen.add(w)
+            if len(picked) == 4:
+                break
+        assert len(picked) == 4
+        for w, j in picked:
+            ref = api.post("/api/v1/referrals", as_="volunteer", json={"worker_id": w, "job_id": j})
+            assert ref.status_code == 201, ref.get_json()
+            done = api.patch(f"/api/v1/referrals/{ref.get_json()['referral_id']}", as_="volunteer",
+                             json={"outcome": "hired"})
+            assert done.status_code == 200, done.get_json()
+    finally:
+        api.app.extensions["matcher"].dispose()
+
+    empty = tmp_path / "evaluator"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    env = {"MATCHER_DATABASE_URL": db_url, "MATCHER_MODELS_DIR": str(empty / "models")}
+    runner = CliRunner()
+    trained = runner.invoke(cli, ["train", "--out", str(tmp_path / "candidates")], env=env, catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    path = trained.stdout.strip().splitlines()[-1]
+    model, manifest = m.load(path)
+    serving, before = model.track, model.track_cut
+    history = small_world.referrals
+    for w, j in picked:
+        had_w = int((history["worker_id"] == w).sum())
+        had_j = int((history["job_id"] == j).sum())
+        assert serving.worker.n[serving.worker.lookup([w])[0]] == had_w + 1
+        assert serving.job.n[serving.job.lookup([j])[0]] == had_j + 1
+        # the tables the model is measured with stop at its cut: today's outcomes are held out
+        wi = before.worker.lookup([w])[0]
+        assert wi < 0 or before.worker.n[wi] <= had_w
+    assert manifest["metrics"]["data"]["n_referrals"] == len(history) + len(picked)
+
+    promoted = runner.invoke(cli, ["promote", path], env=env, catch_exceptions=False)
+    assert promoted.exit_code == 0, promoted.output
+    assert "promoted" in promoted.stdout
+    assert m.production_path(empty / "models").name == Path(path).with_suffix(".json").name
