@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 
 from matcher import model as m  # noqa: E402
 from matcher.eligibility import candidate_pairs  # noqa: E402
-from matcher.features import pair_features, skill_overlap  # noqa: E402
 from matcher.generate import DEFAULT_HOUSEHOLDS, generate_world  # noqa: E402
 from matcher.policy import load_policy  # noqa: E402
 from matcher.ranking import Engine  # noqa: E402
@@ -65,11 +64,11 @@ def bench_scale(scale, world_dir, model, policy, n_households, rng):
     # Throughput: everything from eligibility to the score, against raw predict_proba on
     # the same matrix; the two are timed alternately so that both see the same noise.
     pairs = candidate_pairs(engine.W, engine.J, policy)
-    X = pair_features(engine.W, engine.J, pairs)
+    X = engine.model.matrix(engine.W, engine.J, pairs)
     t_engine, t_model = [], []
     for _ in range(5 if scale == 1 else 2):
         t_engine.append(timed(lambda: engine.model.score(
-            pair_features(engine.W, engine.J, candidate_pairs(engine.W, engine.J, policy))), 1)[0])
+            engine.model.matrix(engine.W, engine.J, candidate_pairs(engine.W, engine.J, policy))), 1)[0])
         with m._one_thread():
             t_model.append(timed(lambda: model.hire.predict_proba(X), 1)[0])
     t_all, t_raw = statistics.median(t_engine), statistics.median(t_model)

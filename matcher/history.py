@@ -73,21 +73,6 @@ class _Level:
         return self.index.get_indexer(np.asarray(keys, dtype=object))
 
 
-def _counts(keys: np.ndarray, outcome: np.ndarray) -> tuple[pd.Index, np.ndarray, np.ndarray]:
-    code, uniq = pd.factorize(pd.Series(keys, dtype=object), sort=True)
-    n = np.bincount(code, minlength=len(uniq))
-    counts = np.column_stack([np.bincount(code, weights=(outcome == r), minlength=len(uniq)) for r in RATES])
-    return pd.Index(uniq, dtype=object), n, counts
-
-
-def _level(keys, outcome, prior: np.ndarray, strength: float | None = None) -> _Level:
-    """Shrunk rates of the entities ``keys``; ``prior`` is (rows x RATES) or one row for all."""
-    index, n, counts = _counts(keys, outcome)
-    a = _strength(counts[:, 0], n) if strength is None else strength
-    rates = (counts + a * np.broadcast_to(prior, counts.shape)) / (n[:, None] + a)
-    return _Level(index, n, rates, a)
-
-
 def job_place(village: np.ndarray, town: np.ndarray) -> np.ndarray:
     """A job's place key: its village code, else its town code, else '' (out of county)."""
     village = np.asarray(village, dtype=object)
@@ -110,32 +95,18 @@ class TrackRecord:
     data_sha256: str | None = None
 
     @classmethod
-    def fit(cls, referrals: pd.DataFrame) -> "TrackRecord":
-        """Tables from referral rows with columns worker_id, job_id, employer, kind (index into
-        KIND_CODES), place and outcome."""
-        outcome = referrals["outcome"].to_numpy(object)
-        n = len(outcome)
-        overall = np.array([(outcome == r).mean() if n else 0.0 for r in RATES])
-        kind = referrals["kind"].to_numpy(np.int64)
-        k_n = np.bincount(kind, minlength=len(KIND_CODES))
-        k_counts = np.column_stack([np.bincount(kind, weights=(outcome == r), minlength=len(KIND_CODES))
-                                    for r in RATES])
-        a_kind = 20.0                  # five kinds: too few to estimate a prior from, and each has plenty
-        kind_rates = (k_counts + a_kind * overall) / (k_n[:, None] + a_kind)
-        worker = _level(referrals["worker_id"].to_numpy(object), outcome, overall)
-        place = _level(referrals["place"].to_numpy(object), outcome, overall)
-        # an employer's prior is its kind's (an employer's jobs are of one kind, or the first one's)
-        emp_keys = referrals["employer"].to_numpy(object)
-        e_index, _, _ = _counts(emp_keys, outcome)
-        first_kind = pd.Series(kind).groupby(pd.Series(emp_keys, dtype=object)).first().reindex(e_index).to_numpy()
-        employer = _level(emp_keys, outcome, kind_rates[first_kind])
-        # a job's prior is its employer's shrunk rate
-        job_keys = referrals["job_id"].to_numpy(object)
-        j_index, _, _ = _counts(job_keys, outcome)
-        job_emp = pd.Series(emp_keys).groupby(pd.Series(job_keys, dtype=object)).first().reindex(j_index).to_numpy()
-        job = _level(job_keys, outcome, employer.rates[employer.lookup(job_emp)])
-        return cls(overall=overall, kind=kind_rates, worker=worker, job=job, employer=employer, place=place,
-                   n_referrals=int(n))
+    def from_pairs(cls, W, J, p, outcome: np.ndarray) -> "TrackRecord":
+        """Tables of the referrals p (pairs over arrays W and J) with their outcomes."""
+        c = _Coded(W, J, p, outcome)
+        t = c.tables(np.ones(len(c.w), bool))
+        def level(code_names, n, rates, a):
+            present = np.flatnonzero(n > 0)
+            return _Level(pd.Index(np.asarray(code_names, dtype=object)[present], dtype=object), n[present],
+                          rates[present], a)
+        return cls(overall=t["overall"], kind=t["kind"],
+                   worker=level(c.worker_names, *t["worker"]), job=level(c.job_names, *t["job"]),
+                   employer=level(c.employer_names, *t["employer"]), place=level(c.place_names, *t["place"]),
+                   n_referrals=int(len(c.w)))
 
     # -- features ---------------------------------------------------------------------------
 
@@ -203,31 +174,78 @@ def track_features(track: TrackRecord, W, J, p) -> np.ndarray:
     return _gather(wb, jb, p.w, p.j)
 
 
-def referral_rows(W, J, p, outcome: np.ndarray) -> pd.DataFrame:
-    """Referral pairs as the rows TrackRecord.fit reads."""
-    return pd.DataFrame({
-        "worker_id": np.asarray(W.ids, dtype=object)[p.w], "job_id": np.asarray(J.ids, dtype=object)[p.j],
-        "employer": np.asarray(J.employer, dtype=object)[p.j], "kind": np.asarray(J.kind)[p.j],
-        "place": job_place(J.village, J.town)[p.j], "outcome": np.asarray(outcome, dtype=object)})
+class _Coded:
+    """Referrals as integer codes (worker row, job row, employer, place, kind) and outcome indicators, so
+    that tables are bincounts: fast enough to fit once per fold over a million referrals."""
+
+    def __init__(self, W, J, p, outcome: np.ndarray):
+        outcome = np.asarray(outcome, dtype=object)
+        e_code, self.employer_names = pd.factorize(pd.Series(np.asarray(J.employer, dtype=object)))
+        pl_code, self.place_names = pd.factorize(pd.Series(job_place(J.village, J.town)))
+        self.worker_names, self.job_names = np.asarray(W.ids, dtype=object), np.asarray(J.ids, dtype=object)
+        self.n_workers, self.n_jobs = len(W.ids), len(J.ids)
+        self.n_employers, self.n_places = len(self.employer_names), len(self.place_names)
+        job_kind = np.asarray(J.kind, np.int64)
+        self.job_employer, self.job_place, self.job_kind = e_code, pl_code, job_kind
+        # an employer's kind (for its prior): the kind of its first job
+        first = np.full(self.n_employers, -1, np.int64)
+        first[e_code[::-1]] = np.arange(len(e_code))[::-1]
+        self.employer_kind = job_kind[first]
+        self.w, self.j = np.asarray(p.w, np.int64), np.asarray(p.j, np.int64)
+        self.e, self.pl, self.kind = e_code[self.j], pl_code[self.j], job_kind[self.j]
+        self.Y = np.column_stack([(outcome == r) for r in RATES]).astype(np.float64)
+
+    def tables(self, rows: np.ndarray) -> dict:
+        """Dense tables (count, shrunk rates, prior strength) over every code, from the referrals ``rows``."""
+        Y = self.Y[rows]
+        n_all = len(Y)
+        overall = Y.mean(axis=0) if n_all else np.zeros(len(RATES))
+
+        def counts(code, size):
+            n = np.bincount(code, minlength=size)
+            c = np.column_stack([np.bincount(code, weights=Y[:, r], minlength=size) for r in range(len(RATES))])
+            return n, c
+
+        def shrunk(n, c, prior, a=None):
+            a = _strength(c[:, 0], n) if a is None else a
+            return n, (c + a * prior) / (n[:, None] + a), a
+
+        k_n, k_c = counts(self.kind[rows], len(KIND_CODES))
+        kind = shrunk(k_n, k_c, overall, 20.0)[1]      # five kinds: too few to estimate a prior from
+        worker = shrunk(*counts(self.w[rows], self.n_workers), overall)
+        place = shrunk(*counts(self.pl[rows], self.n_places), overall)
+        employer = shrunk(*counts(self.e[rows], self.n_employers), kind[self.employer_kind])
+        job = shrunk(*counts(self.j[rows], self.n_jobs), employer[1][self.job_employer])
+        return {"overall": overall, "kind": kind, "worker": worker, "job": job, "employer": employer,
+                "place": place}
+
+    def features(self, t: dict, rows: np.ndarray) -> np.ndarray:
+        """Track-record columns of the referrals ``rows`` from dense tables t (as TrackRecord's blocks)."""
+        w, j, e, pl, k = self.w[rows], self.j[rows], self.e[rows], self.pl[rows], self.kind[rows]
+        X = np.empty((len(w), len(TRACK_FEATURES)), dtype=np.float64, order="F")
+        n_w, r_w, _ = t["worker"]
+        n_j, r_j, _ = t["job"]
+        n_e, r_e, _ = t["employer"]
+        n_p, r_p, _ = t["place"]
+        e_rates = np.where((n_e[e] > 0)[:, None], r_e[e], t["kind"][k])
+        X[:, 0] = n_w[w]
+        X[:, 1:4] = r_w[w]
+        X[:, 4] = n_j[j]
+        X[:, 5:8] = np.where((n_j[j] > 0)[:, None], r_j[j], e_rates)
+        X[:, 8] = n_e[e]
+        X[:, 9:12] = e_rates
+        X[:, 12] = n_p[pl]
+        X[:, 13] = r_p[pl, 0]
+        return X
 
 
 def out_of_fold(W, J, p, outcome: np.ndarray, folds: int = FOLDS, seed: int = 0) -> np.ndarray:
     """Track-record columns for each referral from the tables of the other folds (random folds)."""
-    rows = referral_rows(W, J, p, outcome)
-    fold = np.random.default_rng(seed).integers(0, folds, len(rows))
-    X = np.empty((len(rows), len(TRACK_FEATURES)), dtype=np.float64, order="F")
-    place = job_place(J.village, J.town)
+    c = _Coded(W, J, p, outcome)
+    fold = np.random.default_rng(seed).integers(0, folds, len(c.w))
+    X = np.empty((len(c.w), len(TRACK_FEATURES)), dtype=np.float64, order="F")
     for k in range(folds):
         inside = fold == k
-        if not inside.any():
-            continue
-        tr = TrackRecord.fit(rows[~inside])
-        w, j = p.w[inside], p.j[inside]
-        uw, wi = np.unique(w, return_inverse=True)
-        uj, ji = np.unique(j, return_inverse=True)
-        wb = tr.worker_block(np.asarray(W.ids, dtype=object)[uw])
-        jb = tr.job_block(np.asarray(J.ids, dtype=object)[uj], np.asarray(J.employer, dtype=object)[uj],
-                          np.asarray(J.kind)[uj], place[uj])
-        X[inside] = _gather(wb, jb, wi, ji)
+        if inside.any():
+            X[inside] = c.features(c.tables(~inside), inside)
     return X
-

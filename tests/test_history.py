@@ -12,7 +12,7 @@ import factories as f
 from matcher import model as m
 from matcher.eligibility import KIND, JobArrays, Pairs, WorkerArrays
 from matcher.features import FEATURES
-from matcher.history import (TRACK_FEATURES, TRACK_INDEX, TrackRecord, out_of_fold, referral_rows,
+from matcher.history import (TRACK_FEATURES, TRACK_INDEX, TrackRecord, out_of_fold,
                              track_features)
 from matcher.policy import load_policy
 from matcher.ranking import Engine
@@ -45,7 +45,7 @@ def test_rates_are_shrunk_towards_the_parent_and_unknown_jobs_borrow_the_employe
     world = _world_with_history()
     W, J = _arrays(world)
     _, _, p, ref = m.referral_pairs(world, POLICY)
-    track = TrackRecord.fit(referral_rows(W, J, p, ref["outcome"].to_numpy(object)))
+    track = TrackRecord.from_pairs(W, J, p, ref["outcome"].to_numpy(object))
     rows = np.arange(len(J))
     X = track_features(track, W, J, Pairs(np.zeros(len(J), np.int64), rows, np.zeros(len(J))))
     col = TRACK_INDEX
@@ -210,3 +210,18 @@ def test_the_evaluators_loop_on_the_store(small_world_dir, small_world, prior_mo
     assert promoted.exit_code == 0, promoted.output
     assert "promoted" in promoted.stdout
     assert m.production_path(empty / "models").name == Path(path).with_suffix(".json").name
+
+
+def test_training_features_are_the_serving_features_of_the_other_folds_tables(small_world):
+    """Out of fold, a referral's columns are exactly what serving computes from a table of the other folds."""
+    from matcher.history import FOLDS
+    ts = m.training_set(small_world, POLICY)
+    p, outcome = ts.pairs, ts.outcome
+    X = out_of_fold(ts.W, ts.J, p, outcome, seed=5)
+    fold = np.random.default_rng(5).integers(0, FOLDS, len(outcome))
+    for k in (0, 3):
+        inside = np.flatnonzero(fold == k)
+        others = np.flatnonzero(fold != k)
+        table = TrackRecord.from_pairs(ts.W, ts.J, p.take(others), outcome[others])
+        served = track_features(table, ts.W, ts.J, p.take(inside))
+        np.testing.assert_allclose(X[inside], served, rtol=1e-12, atol=1e-12)
