@@ -84,8 +84,11 @@ def test_without_a_model_one_is_fitted_on_the_referrals_before_the_cut(small_wor
         out = ev.evaluate(small_world, POLICY, None, cut="2026-09-01", n_boot=20, audit_recommendations=False)
     assert out.metrics["model"]["trained_cut"] == "2026-09-01"
     assert "fitted here" in out.metrics["model"]["note"]
-    dates = small_world.referrals["referred_on"]
-    assert out.metrics["split"]["n_test"] == int((dates >= "2026-09-01").sum())
+    # every later referral but those to a job earlier hires had already filled (model.open_then)
+    ts = m.training_set(small_world, POLICY)
+    later = ts.dates >= np.datetime64("2026-09-01")
+    assert out.metrics["split"]["n_test"] == int((later & ts.open_then).sum())
+    assert int((later & ~ts.open_then).sum()) > 0
 
 
 # -- model vs baselines ------------------------------------------------------------------------
