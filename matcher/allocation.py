@@ -368,8 +368,9 @@ class _Network:
 
     S, T = 0, 1
 
-    def __init__(self, engine: Engine, arcs: Arcs, hh: _Households):
+    def __init__(self, engine: Engine, arcs: Arcs, hh: _Households, free: np.ndarray | None = None):
         self.engine, self.arcs, self.hh = engine, arcs, hh
+        self.job_free = engine.J.free if free is None else np.asarray(free, np.int64)
         self.workers, self.w_local = _dense(arcs.w, len(engine.W))
         self.jobs, self.j_local = _dense(arcs.j, len(engine.J))
         w_hh = hh.code[self.workers]
@@ -382,7 +383,7 @@ class _Network:
         self.j_node = 2 + n_h + n_w + np.arange(n_j)
         self.n_nodes = 2 + n_h + n_w + n_j
         self.graduate = engine.W.graduate[self.workers]
-        self.free = engine.J.free[self.jobs]
+        self.free = self.job_free[self.jobs]
 
     def solve(self) -> np.ndarray:
         """Indices into the arcs of the placements of the lexicographically best plan over them."""
@@ -425,6 +426,11 @@ class _Network:
 
         The plan is optimal over the kept arcs, so the residual graph has no negative cycle and the
         distances are feasible potentials: every residual arc has a reduced cost >= 0."""
+        return _shortest_from_everywhere(self.n_nodes, *self._residual(chosen, levels))
+
+    def _residual(self, chosen: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The plan's residual graph (tails, heads, costs): levels 3, the flow's own costs; 2, graduates (2)
+        and households (1) only."""
         S, T = self.S, self.T
         C, G = _weights(self.arcs) if levels == 3 else (1, 2)
         placed = np.zeros(len(self.workers), bool)
@@ -454,7 +460,54 @@ class _Network:
         tails = np.concatenate([t[m] for t, _, _, m in parts])
         heads = np.concatenate([hd[m] for _, hd, _, m in parts])
         cost = np.concatenate([np.broadcast_to(np.asarray(c, np.int64), len(m))[m] for _, _, c, m in parts])
-        return _shortest_from_everywhere(self.n_nodes, tails, heads, cost)
+        return tails, heads, cost
+
+    def slot_prices(self, chosen: np.ndarray, scale: int = DEFAULT_SCALE) -> pd.DataFrame:
+        """Each job's shadow price of one more slot in this plan, and how many workers the plan sends there.
+
+        The dual of a job's capacity, read off the flow: one more unit on ``job -> sink`` lets the plan
+        push one unit round a cycle ``job -> sink -> ... -> job`` of the residual graph (from the sink back
+        through the bypass to the source, which places someone new, or through a job that gives up a worker;
+        then alternating pair arcs, each worker moving on to the next job, until the chain ends at this
+        job). The best such cycle gains minus the shortest distance ``d(T, job)``, well defined since the
+        residual graph of an optimal flow has no negative cycle: that gain is the right-hand dual of the
+        capacity (the price of one more slot; 0 when the plan leaves a slot of the job empty).
+
+        The flow's costs are lexicographic: ``G = 2C`` a graduate, ``C`` a household, then expected hires
+        in ``1/scale``, so the gain is ``C * k + c`` with ``k`` graduates (twice) and households gained and
+        ``c`` the change in expected hires, ``|c| <= V < C``. ``k`` is the same shortest distance in the
+        residual graph with only the first two levels' costs (2 and 1; the best cycle has the most ``k``
+        since ``C`` outweighs any ``c``), and ``c = gain - C * k``. Reported:
+
+        - ``contention = max(c, 0) / scale``, in the units of a match's ``score`` (P(hire)): the expected
+          hires the plan would add with one more slot there, which is what a referral elsewhere takes from
+          it. ``C`` and ``G`` are weights that order the levels, not amounts of anything a probability can
+          be compared with, so that part is not folded into the score's units; it is ``households_price``.
+          When the extra slot covers a household, ``c`` includes that household's placed member's score,
+          so contested jobs price high whether the competition is within the expected hires or between
+          households. (``c`` can be negative when the best cycle covers a household by moving someone to a
+          job they fit less well; a slot is then reported at 0 expected hires, and ``households_price`` > 0.)
+        - ``households_price = k``: 1 when one more slot would cover one more household, 2 a graduate.
+
+        For a pruned flow the prices are over its kept arcs."""
+        J = self.engine.J
+        n_j = len(J)
+        assigned = np.bincount(self.arcs.j[chosen], minlength=n_j) if len(chosen) else np.zeros(n_j, np.int64)
+        contention = np.zeros(n_j)
+        first_two = np.zeros(n_j, np.int64)
+        if len(self.arcs):
+            full = np.flatnonzero(np.bincount(self.j_local[chosen], minlength=len(self.jobs)) >= self.free)
+            node = self.j_node[full]
+            d3 = _shortest_from(self.n_nodes, *self._residual(chosen, 3), source=self.T)[node]
+            d2 = _shortest_from(self.n_nodes, *self._residual(chosen, 2), source=self.T)[node]
+            reach = d3 < _UNREACHED
+            C, _ = _weights(self.arcs)
+            k = np.where(reach, np.maximum(-d2, 0), 0)
+            c = np.where(reach, -d3 - C * k, 0)
+            first_two[self.jobs[full]] = k
+            contention[self.jobs[full]] = np.maximum(c, 0) / scale
+        return pd.DataFrame({"job_id": J.ids.astype(str), "plan_assigned": assigned.astype(np.int64),
+                             "contention": np.round(contention, 4), "households_price": first_two})
 
     def row_potentials(self, chosen: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
         """The potentials by worker row and by job row (0 for a job with no kept arc: nothing enters it)."""
@@ -516,14 +569,29 @@ class _Network:
 
 
 
+_UNREACHED = np.iinfo(np.int64).max // 4
+
+
 def _shortest_from_everywhere(n: int, tails: np.ndarray, heads: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Distances from a virtual root with a 0-cost arc to every node (so all start at 0): label
     correcting, vectorised one round at a time over the out-arcs of the nodes that improved last round."""
+    return _shortest_from(n, tails, heads, cost)
+
+
+def _shortest_from(n: int, tails: np.ndarray, heads: np.ndarray, cost: np.ndarray,
+                   source: int | None = None) -> np.ndarray:
+    """Shortest distances from ``source`` (``_UNREACHED`` where no path), or from the virtual root joined
+    to every node when ``source`` is None; the graph must have no negative cycle."""
     order = np.argsort(tails, kind="stable")
     tails, heads, cost = tails[order], heads[order], cost[order]
     indptr = np.r_[0, np.cumsum(np.bincount(tails, minlength=n))]
-    d = np.zeros(n, np.int64)
-    active = np.unique(tails[cost < 0])
+    if source is None:
+        d = np.zeros(n, np.int64)
+        active = np.unique(tails[cost < 0])
+    else:
+        d = np.full(n, _UNREACHED, np.int64)
+        d[source] = 0
+        active = np.array([source], np.int64)
     for _ in range(n + 1):
         if not len(active):
             return d
@@ -580,6 +648,7 @@ class Allocation:
     summary: dict
     uncovered: pd.DataFrame
     objective: dict = field(default_factory=dict)
+    prices: pd.DataFrame | None = None      # per job: plan_assigned, contention, households_price
 
     def plan_csv(self) -> pd.DataFrame:
         """The rows as SPEC section 4's plan.csv has them."""
@@ -597,8 +666,10 @@ class Allocation:
 
 def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int | None = None,
              max_arcs: int = DEFAULT_MAX_ARCS, scale: int = DEFAULT_SCALE, value_rounds: int = VALUE_ROUNDS,
-             per_worker: int = ADD_PER_WORKER, reasons: bool = True, progress: bool = False) -> Allocation:
-    """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate).
+             per_worker: int = ADD_PER_WORKER, reasons: bool = True, progress: bool = False,
+             prices: bool = True) -> Allocation:
+    """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate), with
+    each job's price of one more slot (:meth:`_Network.slot_prices`) unless ``prices`` is False.
 
     When pairs were held out (pruning), up to ``value_rounds`` rounds add the held-out pairs that could
     raise any level, then rounds add those that could raise graduates or households until none is left:
@@ -656,8 +727,29 @@ def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int
         "arcs_added_by_certificate": int(added),
         "score_resolution": 1.0 / cands.scale,
     }
-    return _plan(engine, _fill_scores(engine, arcs.take(chosen)), hh, cands, "optimal", optimality,
-                 {"score": round(cands.seconds, 3), "solve": round(solve_s, 3)}, reasons)
+    out = _plan(engine, _fill_scores(engine, arcs.take(chosen)), hh, cands, "optimal", optimality,
+                {"score": round(cands.seconds, 3), "solve": round(solve_s, 3)}, reasons)
+    if prices:
+        t1 = time.perf_counter()
+        out.prices = net.slot_prices(chosen, cands.scale)
+        out.summary["seconds"]["prices"] = round(time.perf_counter() - t1, 3)
+    return out
+
+
+def households(engine: Engine) -> _Households:
+    """Households of the engine's workers: per worker row its household index, the ids, which are coverable."""
+    return _households(engine)
+
+
+def plan_arcs(engine: Engine, arcs: Arcs, *, hh: _Households | None = None, free: np.ndarray | None = None,
+              prices: bool = False, scale: int = DEFAULT_SCALE) -> tuple[np.ndarray, pd.DataFrame | None]:
+    """The lexicographically best placements over the given arcs (indices into them), for callers that change
+    the world between solves (:mod:`matcher.simulate`, :mod:`matcher.sites`): ``hh`` with some households no
+    longer coverable (already covered), ``free`` slots per job row instead of the engine's. No pruning, no
+    certificate: the arcs are all there is. With ``prices``, the slot prices too."""
+    net = _Network(engine, arcs, hh or _households(engine), free)
+    chosen = net.solve()
+    return chosen, (net.slot_prices(chosen, scale) if prices else None)
 
 
 def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: bool = True,
@@ -882,4 +974,5 @@ def format_summary(summary: dict, where: int = 10) -> str:
 
 
 __all__ = ["Allocation", "AllocationError", "Arcs", "Candidates", "PLAN_COLUMNS", "ROW_COLUMNS",
-           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "score_candidates"]
+           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "households", "plan_arcs",
+           "score_candidates"]

@@ -48,6 +48,10 @@ def post_allocation(body: AllocationIn):
     loaded = rt.models.require()
     plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded))
     summary = json.loads(json.dumps(dict(plan.summary, note=body.note), default=_plain))
+    if plan.prices is not None:       # contention for the match items (SPEC section 8), not shown with the plan
+        p = plan.prices
+        summary[queries.JOB_PRICES] = {str(j): [float(c), int(n)] for j, c, n in
+                                       zip(p["job_id"], p["contention"], p["plan_assigned"])}
     rows = plan.rows
     records = [{"household_id": str(r.household_id), "worker_id": str(r.worker_id), "job_id": str(r.job_id),
                 "county_code": str(r.county_code) if r.county_code else None, "score": float(r.score),

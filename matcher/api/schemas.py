@@ -200,6 +200,18 @@ class MatchQuery(_In):
     k: int = Field(10, ge=1, description="how many jobs (or candidates); capped at 100")
 
 
+class MatchesQuery(MatchQuery):
+    order: Literal["score", "plan"] = Field(
+        "score", description="`score`: by predicted P(hire); `plan`: by `score - contention`, the stored "
+                             "city-wide plan's price of a slot (the same as `score` until a plan is stored)")
+
+
+CONTENTION = ("the latest stored city-wide plan's shadow price of one more slot at this job (the dual of its "
+              "capacity), in the units of `score`: the expected hires the plan would add with one more slot; "
+              "0 when the plan leaves a slot free. Present only once a plan is stored")
+PLAN_ASSIGNED = "how many workers the latest stored plan sends to this job (present with `contention`)"
+
+
 class MatchItem(_Out):
     job_id: str
     title: str
@@ -212,6 +224,8 @@ class MatchItem(_Out):
     subsidy_yuan: int
     reasons: list[str]
     retention_6m: float | None = None
+    contention: float | None = Field(None, ge=0, description=CONTENTION)
+    plan_assigned: int | None = Field(None, ge=0, description=PLAN_ASSIGNED)
 
 
 class TrainingItem(_Out):
@@ -245,6 +259,8 @@ class PlanItem(_Out):
     distance_km: float | None = None
     monthly_wage: float | None = None
     retention_6m: float | None = None
+    contention: float | None = Field(None, ge=0, description=CONTENTION)
+    plan_assigned: int | None = Field(None, ge=0, description=PLAN_ASSIGNED)
 
 
 class HouseholdMatches(_Out):

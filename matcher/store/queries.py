@@ -305,6 +305,24 @@ def store_allocation(engine: Engine, *, created_by: str | None, model_version: s
     return int(allocation_id)
 
 
+JOB_PRICES = "job_prices"      # in a stored plan's summary: {job_id: [contention, plan_assigned]}
+
+
+def latest_allocation_id(engine: Engine) -> int | None:
+    """The newest stored plan's id (one cheap query), None before any."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(allocations.c.id))).scalar()
+
+
+def job_prices(engine: Engine, allocation_id: int) -> dict[str, tuple[float, int]]:
+    """A stored plan's price of one more slot and workers sent, per job id (empty for plans stored without)."""
+    import json
+    with engine.connect() as conn:
+        text = conn.execute(sa.select(allocations.c.summary).where(allocations.c.id == allocation_id)).scalar()
+    prices = json.loads(text or "{}").get(JOB_PRICES) or {}
+    return {str(j): (float(v[0]), int(v[1])) for j, v in prices.items()}
+
+
 def get_allocation(engine: Engine, allocation_id: int, county_code: str | None = None) -> dict | None:
     """A stored plan; with ``county_code``, only the rows of that county."""
     import json
@@ -316,8 +334,10 @@ def get_allocation(engine: Engine, allocation_id: int, county_code: str | None =
         if county_code is not None:
             conds.append(allocation_rows.c.county_code == county_code)
         rows = conn.execute(sa.select(allocation_rows).where(*conds).order_by(allocation_rows.c.id)).mappings().all()
+    summary = json.loads(head["summary"] or "{}")
+    summary.pop(JOB_PRICES, None)      # read by the matches (latest_job_prices), not shown with the plan
     return {"allocation_id": head["id"], "created_at": head["created_at"], "created_by": head["created_by"],
-            "model_version": head["model_version"], "summary": json.loads(head["summary"] or "{}"),
+            "model_version": head["model_version"], "summary": summary,
             "rows": [{"household_id": r["household_id"], "worker_id": r["worker_id"], "job_id": r["job_id"],
                       "county_code": r["county_code"], "score": r["score"], "tier": r["tier"],
                       "subsidy_yuan": r["subsidy_yuan"],

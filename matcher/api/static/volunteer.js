@@ -83,6 +83,13 @@
     return el("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   }
 
+  // The city-wide plan's price of a slot (present only once a plan is stored): a job the plan already
+  // fills, where one more slot would still be worth something, is one others are being sent to.
+  function contentionNote(item) {
+    if (typeof item.contention !== "number" || !(item.contention > 0)) return null;
+    return el("p", { class: "badge contention" }, `此岗位竞争激烈：计划已安排${item.plan_assigned}人`);
+  }
+
   function jobCard(member, item, mapNo, refs) {
     const pending = refs.find((r) => r.job_id === item.job_id && r.worker_id === member.worker_id && !r.outcome);
     const done = refs.find((r) => r.job_id === item.job_id && r.worker_id === member.worker_id && r.outcome);
@@ -99,6 +106,7 @@
         item.subsidy_yuan ? ["补贴", M.yuan(item.subsidy_yuan)] : null,
         ["录用可能性", M.pct(item.score)],
       ]),
+      contentionNote(item),
       el("ul", { class: "reasons" }, item.reasons.map((r) => el("li", {}, r))),
       canRefer ? el("button", { type: "button", class: "primary refer",
                                 "aria-label": `推荐到此岗位：${item.title}（成员${member.worker_id}）`,

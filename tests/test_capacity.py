@@ -1,0 +1,125 @@
+"""Many people, few slots (SPEC section 8): the plan's price of a slot in the match items, jobs that arrive
+over time, and where a new workshop would cover the most households."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import factories as f
+from conftest import make_api
+from matcher import allocation as A
+from matcher.model import prior_model
+from matcher.policy import load_policy
+from matcher.ranking import Contention, Engine
+
+POLICY = load_policy()
+
+
+def contested_world(n=4, hot_slots=1):
+    """``n`` one-person households near one sewing workshop with a single slot, and a packing job with room
+    for everyone: the plan gives the workshop to one of them and would move another there given a slot."""
+    hh = [f.household(household_id=f"H-{i}") for i in range(n)]
+    ws = [f.worker(f"H-{i}", worker_id=f"W-{i}", skills="缝纫", age=30 + i) for i in range(n)]
+    js = [f.job(job_id="J-HOT", skills="缝纫", slots=hot_slots, title="缝纫工"),
+          f.job(job_id="J-SPARE", kind="enterprise", employer="日照食品厂", title="包装工", slots=10,
+                monthly_wage=3000)]
+    return f.world(hh, ws, js)
+
+
+def engine_of(world):
+    return Engine.build(world, prior_model(), POLICY)
+
+
+# -- the price of a slot ----------------------------------------------------------------------------------
+
+def test_a_full_job_others_want_is_priced_at_what_one_more_slot_adds_and_a_job_with_room_at_zero():
+    e = engine_of(contested_world())
+    plan = A.allocate(e)
+    prices = plan.prices.set_index("job_id")
+    assert prices.loc["J-HOT", "plan_assigned"] == 1 and prices.loc["J-SPARE", "plan_assigned"] == 3
+    assert prices.loc["J-SPARE", "contention"] == 0
+    # one more sewing slot moves a packer to sewing: the gain is the difference of their two scores
+    rows = plan.rows.set_index("worker_id")
+    packer = rows.index[rows["job_id"] == "J-SPARE"][0]
+    sc = e.score(np.array([e._row[packer]]))
+    by_job = dict(zip(e.J.ids[sc.pairs.j], sc.score))
+    assert prices.loc["J-HOT", "contention"] == pytest.approx(by_job["J-HOT"] - by_job["J-SPARE"], abs=2e-4)
+    assert prices.loc["J-HOT", "households_price"] == 0
+
+
+def test_a_slot_that_would_cover_another_household_prices_that_members_score():
+    hh = [f.household(household_id="H-1"), f.household(household_id="H-2")]
+    ws = [f.worker("H-1", worker_id="W-1"), f.worker("H-2", worker_id="W-2")]
+    e = engine_of(f.world(hh, ws, [f.job(job_id="J-ONE", slots=1)]))
+    plan = A.allocate(e)
+    p = plan.prices.set_index("job_id").loc["J-ONE"]
+    left_out = ({"W-1", "W-2"} - set(plan.rows["worker_id"])).pop()
+    sc = e.score(np.array([e._row[left_out]]))
+    assert p["households_price"] == 1 and p["plan_assigned"] == 1
+    assert p["contention"] == pytest.approx(float(sc.score[0]), abs=1e-4)
+
+
+def test_one_more_slot_gains_what_the_price_says_when_the_plan_is_solved_again():
+    plan = A.allocate(engine_of(contested_world(5)))
+    again = A.allocate(engine_of(contested_world(5, hot_slots=2)))
+    gain = again.objective["value"] - plan.objective["value"]
+    price = plan.prices.set_index("job_id").loc["J-HOT", "contention"]
+    assert gain / A.DEFAULT_SCALE == pytest.approx(price, abs=1e-4) and price > 0
+
+
+# -- ranking by the price -----------------------------------------------------------------------------------
+
+def test_order_plan_ranks_by_score_minus_contention():
+    e = engine_of(contested_world())
+    plain = e.worker_matches("W-0", 10)["matches"]
+    assert [m["job_id"] for m in plain] == ["J-HOT", "J-SPARE"] and "contention" not in plain[0]
+    price = np.where(e.J.ids == "J-HOT", plain[0]["score"] - plain[1]["score"] + 0.05, 0.0)
+    c = Contention(price, np.array([1, 3]))
+    by_plan = e.worker_matches("W-0", 10, c, "plan")["matches"]
+    assert [m["job_id"] for m in by_plan] == ["J-SPARE", "J-HOT"]
+    assert by_plan[1]["contention"] == pytest.approx(price[e.J.ids == "J-HOT"][0])
+    assert by_plan[1]["plan_assigned"] == 1
+    keys = [m["score"] - m["contention"] for m in by_plan]
+    assert keys == sorted(keys, reverse=True)
+    # the default order keeps the score's, and still says the price
+    by_score = e.worker_matches("W-0", 10, c)["matches"]
+    assert [m["job_id"] for m in by_score] == ["J-HOT", "J-SPARE"] and by_score[0]["contention"] > 0
+
+
+@pytest.fixture
+def contested_api(tmp_path, prior_model_dir):
+    a = make_api(f"sqlite:///{tmp_path / 'c.db'}", tmp_path, prior_model_dir, world=contested_world())
+    yield a
+    a.app.extensions["matcher"].dispose()
+
+
+def test_match_items_carry_contention_only_once_a_plan_is_stored(contested_api):
+    api = contested_api
+    before = api.get("/api/v1/households/H-0/matches", as_="volunteer").get_json()
+    items = [it for m in before["members"] for it in m["matches"]] + before["plan"]
+    assert items and all("contention" not in it and "plan_assigned" not in it for it in items)
+    worker = api.get("/api/v1/workers/W-1/matches?order=plan", as_="volunteer").get_json()
+    assert worker["matches"] and all("contention" not in it for it in worker["matches"])
+
+    assert api.post("/api/v1/allocations", as_="evaluator", json={}).status_code == 201
+    after = api.get("/api/v1/households/H-0/matches", as_="volunteer").get_json()
+    items = {it["job_id"]: it for m in after["members"] for it in m["matches"]}
+    assert items["J-HOT"]["contention"] > 0 and items["J-HOT"]["plan_assigned"] == 1
+    assert items["J-SPARE"]["contention"] == 0 and items["J-SPARE"]["plan_assigned"] == 3
+    assert all("contention" in it for it in after["plan"])
+    stored = api.get("/api/v1/allocations/1", as_="admin").get_json()
+    assert "job_prices" not in stored["summary"]       # the prices feed the matches, not the plan's answer
+
+
+def test_order_plan_over_the_api_is_ordered_by_score_minus_contention(contested_api):
+    api = contested_api
+    assert api.post("/api/v1/allocations", as_="admin", json={}).status_code == 201
+    for wid in ("W-0", "W-1", "W-2", "W-3"):
+        got = api.get(f"/api/v1/workers/{wid}/matches?order=plan", as_="volunteer").get_json()["matches"]
+        keys = [it["score"] - it["contention"] for it in got]
+        assert len(keys) == 2 and keys == sorted(keys, reverse=True)
+        plain = api.get(f"/api/v1/workers/{wid}/matches", as_="volunteer").get_json()["matches"]
+        assert [it["score"] for it in plain] == sorted((it["score"] for it in plain), reverse=True)
+    bad = api.get("/api/v1/workers/W-0/matches?order=price", as_="volunteer")
+    assert bad.status_code == 422 and bad.get_json()["error"]["field"] == "order"
