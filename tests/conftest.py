@@ -134,6 +134,16 @@ def api_world():
     return f.world([h1, h2, h3], workers, jobs)
 
 
+def post_job_near_other_county(api) -> str:
+    """A workshop beside H-OUT (api_world's household in the other county), so W-OUT1 has an eligible job."""
+    resp = api.post("/api/v1/jobs", as_="admin", json={
+        "employer": "莒县扶贫车间", "title": "分拣工", "kind": "workshop_factory", "lat": 35.751, "lon": 118.951,
+        "county_code": OTHER_COUNTY, "town_code": OTHER_TOWN, "village_code": OTHER_VILLAGE, "slots": 3,
+        "monthly_wage": 2600})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["job_id"]
+
+
 class Api:
     """A test client with a token per role; ``api.get(path, as_="volunteer")``."""
 

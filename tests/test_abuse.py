@@ -29,7 +29,9 @@ def _audit(api):
 # -- attempts outside scope and role are audited ---------------------------------------------------
 
 def _other_county_referral(api) -> str:
-    resp = api.post("/api/v1/referrals", as_="admin", json={"worker_id": "W-OUT1", "job_id": "J-SEW"})
+    from conftest import post_job_near_other_county
+    job_id = post_job_near_other_county(api)
+    resp = api.post("/api/v1/referrals", as_="admin", json={"worker_id": "W-OUT1", "job_id": job_id})
     return resp.get_json()["referral_id"]
 
 
