@@ -462,7 +462,7 @@ class _Network:
         cost = np.concatenate([np.broadcast_to(np.asarray(c, np.int64), len(m))[m] for _, _, c, m in parts])
         return tails, heads, cost
 
-    def slot_prices(self, chosen: np.ndarray, scale: int = DEFAULT_SCALE) -> pd.DataFrame:
+    def slot_prices(self, chosen: np.ndarray, scale: int = DEFAULT_SCALE, fewer: bool = False) -> pd.DataFrame:
         """Each job's shadow price of one more slot in this plan, and how many workers the plan sends there.
 
         The dual of a job's capacity, read off the flow: one more unit on ``job -> sink`` lets the plan
@@ -489,6 +489,11 @@ class _Network:
           job they fit less well; a slot is then reported at 0 expected hires, and ``households_price`` > 0.)
         - ``households_price = k``: 1 when one more slot would cover one more household, 2 a graduate.
 
+        ``fewer``: the other side of the dual, what the plan loses when one slot of the job is taken from it
+        (by a placement outside the plan): the flow on ``job -> sink`` drops by one and the unit must find
+        another way to the sink, at the cost of the shortest path ``d(job, T)`` (one single-source run
+        over the reversed residual graph), split in the same two parts; 0 for a job with a slot to spare.
+
         For a pruned flow the prices are over its kept arcs."""
         J = self.engine.J
         n_j = len(J)
@@ -496,14 +501,22 @@ class _Network:
         contention = np.zeros(n_j)
         first_two = np.zeros(n_j, np.int64)
         if len(self.arcs):
-            full = np.flatnonzero(np.bincount(self.j_local[chosen], minlength=len(self.jobs)) >= self.free)
+            used = np.bincount(self.j_local[chosen], minlength=len(self.jobs))
+            full = np.flatnonzero((used > 0) if fewer else (used >= self.free))
             node = self.j_node[full]
-            d3 = _shortest_from(self.n_nodes, *self._residual(chosen, 3), source=self.T)[node]
-            d2 = _shortest_from(self.n_nodes, *self._residual(chosen, 2), source=self.T)[node]
+
+            def dist(levels):
+                tails, heads, cost = self._residual(chosen, levels)
+                if fewer:
+                    tails, heads = heads, tails
+                return _shortest_from(self.n_nodes, tails, heads, cost, source=self.T)[node]
+
+            d3, d2 = dist(3), dist(2)
             reach = d3 < _UNREACHED
             C, _ = _weights(self.arcs)
-            k = np.where(reach, np.maximum(-d2, 0), 0)
-            c = np.where(reach, -d3 - C * k, 0)
+            sign = 1 if fewer else -1          # a loss is the distance itself, a gain its negative
+            k = np.where(reach, np.maximum(sign * d2, 0), 0)
+            c = np.where(reach, sign * d3 - C * k, 0)
             first_two[self.jobs[full]] = k
             contention[self.jobs[full]] = np.maximum(c, 0) / scale
         return pd.DataFrame({"job_id": J.ids.astype(str), "plan_assigned": assigned.astype(np.int64),
@@ -742,14 +755,15 @@ def households(engine: Engine) -> _Households:
 
 
 def plan_arcs(engine: Engine, arcs: Arcs, *, hh: _Households | None = None, free: np.ndarray | None = None,
-              prices: bool = False, scale: int = DEFAULT_SCALE) -> tuple[np.ndarray, pd.DataFrame | None]:
+              prices: bool = False, scale: int = DEFAULT_SCALE, fewer: bool = False
+              ) -> tuple[np.ndarray, pd.DataFrame | None]:
     """The lexicographically best placements over the given arcs (indices into them), for callers that change
     the world between solves (:mod:`matcher.simulate`, :mod:`matcher.sites`): ``hh`` with some households no
     longer coverable (already covered), ``free`` slots per job row instead of the engine's. No pruning, no
-    certificate: the arcs are all there is. With ``prices``, the slot prices too."""
+    certificate: the arcs are all there is. With ``prices``, the slot prices too (``fewer``: of a slot taken)."""
     net = _Network(engine, arcs, hh or _households(engine), free)
     chosen = net.solve()
-    return chosen, (net.slot_prices(chosen, scale) if prices else None)
+    return chosen, (net.slot_prices(chosen, scale, fewer) if prices else None)
 
 
 def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: bool = True,

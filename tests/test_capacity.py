@@ -203,3 +203,34 @@ def test_a_request_for_sites_out_of_range_names_the_field():
         with pytest.raises(S.SitesError) as err:
             S.check_request(args["kind"], args["slots"], args["n"])
         assert err.value.field == field
+
+
+@pytest.fixture
+def scattered_api(tmp_path, prior_model_dir):
+    a = make_api(f"sqlite:///{tmp_path / 's.db'}", tmp_path, prior_model_dir, world=scattered_world())
+    yield a
+    a.app.extensions["matcher"].dispose()
+
+
+def test_sites_are_only_for_evaluators_and_admins(scattered_api):
+    api = scattered_api
+    body = {"kind": "workshop_factory", "slots": 3, "n": 2}
+    for role in ("volunteer", "recruiter"):
+        resp = api.post("/api/v1/sites", as_=role, json=body)
+        assert resp.status_code == 403 and resp.get_json()["error"]["code"] == "forbidden"
+    assert api.post("/api/v1/sites", as_=None, json=body).status_code == 401
+    for role in ("evaluator", "admin"):
+        resp = api.post("/api/v1/sites", as_=role, json=body)
+        assert resp.status_code == 200, resp.get_json()
+        got = resp.get_json()
+        assert [s["village_code"] for s in got["sites"]][:1] == ["371102107202"]
+        assert [s["households_covered"] for s in got["sites"]] == [3, 2]
+        assert got["households_covered_after"] == got["households_covered_before"] + 5
+
+
+@pytest.mark.parametrize("body, field", [({"kind": "out_of_county", "slots": 3, "n": 2}, "kind"),
+                                         ({"kind": "workshop_home", "slots": 0, "n": 2}, "slots"),
+                                         ({"kind": "workshop_home", "slots": 3, "n": "2"}, "n")])
+def test_a_bad_sites_request_is_a_422_naming_the_field(scattered_api, body, field):
+    resp = scattered_api.post("/api/v1/sites", as_="admin", json=body)
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == field

@@ -92,8 +92,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     runtime.init_app(app)
     auth.init_app(app)
 
-    from matcher.api import allocations, health, imports, jobs, modelctl, openapi, people, referrals, stats
-    for module in (health, openapi, jobs, people, referrals, modelctl, stats, allocations, imports):
+    from matcher.api import allocations, health, imports, jobs, modelctl, openapi, people, referrals, sites, stats
+    for module in (health, openapi, jobs, people, referrals, modelctl, stats, allocations, sites, imports):
         app.register_blueprint(module.bp)
     # The web pages (/ and /recruiter) live in matcher/api/pages.py when that module exists.
     if importlib.util.find_spec("matcher.api.pages") is not None:

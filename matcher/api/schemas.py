@@ -427,3 +427,37 @@ class Allocation(_Out):
     model_version: str | None
     summary: dict
     rows: list[AllocationRow]
+
+
+# -- where to open the next workshop (SPEC section 8) ---------------------------------------------------------
+
+class SitesIn(_In):
+    kind: Literal["workshop_factory", "workshop_home", "enterprise", "public_welfare"] = Field(
+        description="the kind of the new job (a site is at a village, so not out_of_county)")
+    slots: int = Field(ge=1, le=10_000, description="slots of each new job")
+    n: int = Field(ge=1, le=1_000, description="how many sites")
+
+
+class Site(_Out):
+    rank: int
+    village_code: str
+    town_code: str
+    county_code: str
+    lat: float
+    lon: float
+    households_covered: int = Field(description="households the plan covers in addition, with the sites ranked "
+                                                "above this one already open (measured by re-solving the plan)")
+    workers_placed: int = Field(description="workers the re-solved plan sends to this site")
+
+
+class Sites(_Out):
+    kind: str
+    slots: int
+    n: int
+    method: str
+    candidates: int
+    candidates_that_could_gain: int
+    households_covered_before: int
+    households_covered_after: int
+    seconds: float
+    sites: list[Site]
