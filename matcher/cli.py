@@ -179,6 +179,72 @@ def allocate_cmd(obj, world_dir, model_path, out_path):
 
 # -- evaluation --------------------------------------------------------------------------------
 
+@cli.command("sites")
+@click.argument("world_dir", **_WORLD_ARG)
+@click.option("--kind", required=True, type=click.Choice(["workshop_factory", "workshop_home", "enterprise",
+                                                         "public_welfare"]), help="The kind of the new jobs.")
+@click.option("--slots", required=True, type=click.IntRange(min=1, max=10_000), help="Slots of each new job.")
+@click.option("--n", "n", required=True, type=click.IntRange(min=1, max=1_000), help="How many sites.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="sites.csv: rank, village_code, town_code, county_code, lat, lon, households_covered, "
+                   "workers_placed.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write sites.html and sites.png (the sites and the uncovered households) here.")
+@click.pass_obj
+def sites_cmd(obj, world_dir, kind, slots, n, out_path, model_path, report_dir):
+    """Where N new workshops (or welfare posts) of S slots would let the city-wide plan cover the most
+    households it leaves uncovered (WORLD_DIR, or the store's world); prints the summary as JSON."""
+    import json
+
+    from matcher import sites
+    from matcher.model import _atomic_write
+    from matcher.ranking import Engine
+    world = _load_world(world_dir, obj)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    rows, summary = sites.suggest(engine, world, kind, slots, n, progress=True)
+    _atomic_write(Path(out_path), rows.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    if report_dir:
+        from matcher.allocation import allocate
+        from matcher.capacity_report import write_sites
+        uncovered = allocate(engine, reasons=False, prices=False).uncovered["household_id"]
+        write_sites(world, rows, summary, uncovered, report_dir)
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    click.echo(f"{len(rows)} sites -> {out_path}")
+
+
+@cli.command("simulate")
+@click.argument("world_dir", **_WORLD_ARG)
+@click.option("--days", required=True, type=click.IntRange(min=1, max=3650), help="Days to replay.")
+@click.option("--policy", required=True, type=click.Choice(["greedy", "plan", "dual"]),
+              help="greedy: each worker's best job now; plan: the plan re-solved as jobs arrive; "
+                   "dual: by score - contention.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Draws the households' visit days.")
+@click.option("--cycle", type=click.IntRange(min=1, max=365), default=30, show_default=True,
+              help="Days between two visits of a household.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write simulate.html and simulate.png (households covered over the days) here.")
+@click.pass_obj
+def simulate_cmd(obj, world_dir, days, policy, seed, cycle, model_path, report_dir):
+    """Replay DAYS days of jobs arriving (on their posted_on day) and volunteers placing people under
+    POLICY; prints JSON with households covered and expected hires against the hindsight optimum."""
+    import json
+
+    from matcher import simulate
+    from matcher.ranking import Engine
+    world = _load_world(world_dir, obj)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    out = simulate.simulate(engine, world, days, policy, truth=simulate.truth_of(world_dir), seed=seed,
+                            cycle=cycle, progress=True)
+    if report_dir:
+        from matcher.capacity_report import write_simulation
+        write_simulation([out], report_dir)
+    click.echo(json.dumps(out, ensure_ascii=False))
+
+
 def _model_and_manifest(obj, model_path):
     """--model, else MATCHER_MODEL, else the production model; (None, None) when there is none."""
     from matcher import model as m

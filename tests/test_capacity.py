@@ -134,6 +134,10 @@ VILLAGES = {"371102107201": 0.0, "371102107202": 0.18, "371102107203": -0.18, "3
 
 def scattered_world(counts=(3, 4, 2, 1), jobs_at_first=1):
     """Villages about 20 km apart (beyond a commute), households in each, one workshop slot in the first."""
+    return f.world(*scattered_rows(counts, jobs_at_first))
+
+
+def scattered_rows(counts=(3, 4, 2, 1), jobs_at_first=1):
     hh, ws = [], []
     for (code, dlat), n in zip(VILLAGES.items(), counts):
         for i in range(n):
@@ -141,7 +145,7 @@ def scattered_world(counts=(3, 4, 2, 1), jobs_at_first=1):
             hh.append(f.household(household_id=hid, village_code=code, lat=f.HOME[0] + dlat + 0.001 * i))
             ws.append(f.worker(hid, worker_id=f"W-{code[-3:]}-{i}", age=28 + i))
     js = [f.job(job_id="J-V1", slots=jobs_at_first, village_code="371102107201")]
-    return f.world(hh, ws, js)
+    return hh, ws, js
 
 
 def with_sites(world, rows, kind="workshop_factory", slots=3):
@@ -234,3 +238,87 @@ def test_sites_are_only_for_evaluators_and_admins(scattered_api):
 def test_a_bad_sites_request_is_a_422_naming_the_field(scattered_api, body, field):
     resp = scattered_api.post("/api/v1/sites", as_="admin", json=body)
     assert resp.status_code == 422 and resp.get_json()["error"]["field"] == field
+
+
+# -- jobs arriving over time ------------------------------------------------------------------------------------
+
+from matcher import simulate as SIM  # noqa: E402
+
+FAR = "371102107203"
+
+
+def factory_world():
+    """One sewing workshop with 3 slots wanted by three two-member households and three one-member ones, all
+    visited every day; a second workshop posted on the window's last day for a household 20 km away."""
+    hh, ws = [], []
+    for i in range(3):
+        hh.append(f.household(household_id=f"H-A{i}"))
+        ws += [f.worker(f"H-A{i}", worker_id=f"W-A{i}-1", age=30), f.worker(f"H-A{i}", worker_id=f"W-A{i}-2", age=31)]
+    for i in range(3):
+        hh.append(f.household(household_id=f"H-B{i}"))
+        ws.append(f.worker(f"H-B{i}", worker_id=f"W-B{i}", age=40))
+    hh.append(f.household(household_id="H-FAR", village_code=FAR, lat=f.HOME[0] - 0.18))
+    ws.append(f.worker("H-FAR", worker_id="W-FAR", age=33))
+    js = [f.job(job_id="J-HOT", slots=3, posted_on="2026-01-05"),
+          f.job(job_id="J-LATE", slots=1, posted_on="2026-03-01", village_code=FAR, lat=f.HOME[0] - 0.18)]
+    return f.world(hh, ws, js)
+
+
+def test_policies_against_the_hindsight_optimum_on_a_contended_factory():
+    world = factory_world()
+    e = engine_of(world)
+    r = SIM.prepare(e, world, 30, cycle=1)
+    assert r.start == "2026-01-31" and r.truth_source == "model"
+    best = SIM.hindsight(r)
+    assert best["households_covered"] == 4          # three by the workshop, one by the late job
+    runs = {p: SIM.run(r, p) for p in SIM.POLICIES}
+    for p, out in runs.items():
+        assert best["households_covered"] >= out["households_covered"], p
+        assert best["graduates_placed"] >= out["graduates_placed"], p
+        assert out["daily_households_covered"][28] + 1 == out["daily_households_covered"][29], p  # the late job
+    # greedy sends both members of the first household to the workshop; the plan and the prices do not
+    assert runs["greedy"]["households_covered"] == 3
+    assert runs["plan"]["households_covered"] == runs["dual"]["households_covered"] == 4
+    assert runs["plan"]["solves"] == 2               # day 0, and the day the late job arrives
+
+
+def test_simulate_reports_against_the_hindsight_optimum_on_a_generated_world(tiny_world_dir):
+    from matcher.schema import load_world
+    world = load_world(tiny_world_dir)
+    e = engine_of(world)
+    outs = {p: SIM.simulate(e, world, 90, p, truth=SIM.truth_of(tiny_world_dir), seed=1) for p in SIM.POLICIES}
+    best = outs["plan"]["hindsight_optimum"]
+    for p, out in outs.items():
+        assert out["hindsight_optimum"] == best                       # the same arrivals for every policy
+        assert out["result"]["households_covered"] <= best["households_covered"]
+        assert 0 < out["share_of_hindsight"]["households_covered"] <= 1
+        assert len(out["daily_households_covered"]) == 90
+        assert out["daily_households_covered"] == sorted(out["daily_households_covered"])
+    assert outs["plan"]["result"]["households_covered"] >= outs["greedy"]["result"]["households_covered"]
+
+
+def test_cli_simulate_prints_json_and_writes_the_coverage_figure(tiny_world_dir, tmp_path, capsys):
+    import json
+
+    from matcher.cli import main
+    assert main(["simulate", str(tiny_world_dir), "--days", "30", "--policy", "dual",
+                 "--report", str(tmp_path / "rep")]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["policy"] == "dual" and out["days"] == 30
+    assert out["result"]["households_covered"] <= out["hindsight_optimum"]["households_covered"]
+    assert (tmp_path / "rep" / "simulate.png").stat().st_size > 1000
+    assert main(["simulate", str(tiny_world_dir), "--days", "30", "--policy", "random"]) != 0
+    assert "policy" in capsys.readouterr().err
+
+
+def test_cli_sites_writes_the_sites_csv(tmp_path, capsys):
+    import pandas as pd
+
+    from matcher.cli import main
+    d = tmp_path / "w"
+    f.write_world_rows(d, *scattered_rows())
+    assert main(["sites", str(d), "--kind", "workshop_home", "--slots", "3", "--n", "2", "--out",
+                 str(tmp_path / "sites.csv"), "--report", str(tmp_path / "rep")]) == 0
+    got = pd.read_csv(tmp_path / "sites.csv", dtype={"village_code": str, "town_code": str, "county_code": str})
+    assert list(got.columns) == S.SITE_COLUMNS and len(got) == 2
+    assert (tmp_path / "rep" / "sites.png").exists()
