@@ -84,6 +84,7 @@ attributes are today's (2026-11-01) for the whole history.
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -962,11 +963,14 @@ def _referrals(rng, rng_outcome, w, hh, jobs, vil, towns, policy, bar) -> tuple[
     return df, diag
 
 
-def _hidden_process(rng, W, J, wi, ji, day, n_workers, n_jobs):
-    """Outcomes and retention of referrals: the documented hidden process (module docstring)."""
-    motivation = rng.normal(0.0, 1.0, n_workers)[wi]
-    q = rng.normal(0.0, JOB_LATENT_SD, n_jobs)[ji]
-    pr = _Pairs(W, J, wi, ji)
+def _latents(rng, n_workers: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hidden process's latents: motivation m_i per worker row, attractiveness q_j per job row."""
+    return rng.normal(0.0, 1.0, n_workers), rng.normal(0.0, JOB_LATENT_SD, n_jobs)
+
+
+def _stage_logits(pr: "_Pairs", W, J, motivation: np.ndarray, q: np.ndarray):
+    """Logits of the three stages (accept, show, hire) of pairs pr, latents given per pair."""
+    wi, ji = pr.wi, pr.ji
     A, S, H = ACCEPT, SHOW, HIRE
     a = (A["base"] + A["wage"] * pr.w - A["dist"] * pr.d_eff - A["over"] * pr.over + A["motivation"] * motivation
          + A["job"] * q - A["home_only"] * (pr.home_only & ~pr.home) - A["migrate"] * (pr.ooc & ~pr.migrate)
@@ -982,6 +986,15 @@ def _hidden_process(rng, W, J, wi, ji, day, n_workers, n_jobs):
          - H["welfare_not_fallback"] * (pr.welfare & ~pr.fallback)
          - H["welfare_other_town"] * (pr.welfare & ~pr.same_town)
          - H["welfare_other_village"] * (pr.welfare & pr.same_town & ~pr.same_village))
+    return a, s, h
+
+
+def _hidden_process(rng, W, J, wi, ji, day, n_workers, n_jobs):
+    """Outcomes and retention of referrals: the documented hidden process (module docstring)."""
+    m_all, q_all = _latents(rng, n_workers, n_jobs)
+    motivation, q = m_all[wi], q_all[ji]
+    pr = _Pairs(W, J, wi, ji)
+    a, s, h = _stage_logits(pr, W, J, motivation, q)
     u = rng.random((3, len(wi)))
     outcome = np.where(u[0] >= _sigmoid(a), "declined",
                        np.where(u[1] >= _sigmoid(s), "no_show",
@@ -1048,25 +1061,13 @@ def generate_world(out_dir, households: int | None = None, seed: int = 0, progre
     progress : bool
         Show a progress bar on standard error.
     """
-    households = DEFAULT_HOUSEHOLDS if households is None else int(households)
-    if households < 1:
-        raise ValueError(f"households must be at least 1, got {households}")
+    households = _household_count(households)
     c = _counts(households)
-    streams = np.random.SeedSequence(int(seed) % 2**64).spawn(5)
-    rng_h, rng_w, rng_j, rng_r, rng_o = (np.random.default_rng(s) for s in streams)
     n_chunks = -(-(int(REFERRALS_PER_SEEKER * c["able"] * 1.15) + 10) // CHUNK)
     with tqdm(total=6 + n_chunks, desc="generate", unit="step", disable=not progress, file=sys.stderr) as bar:
-        policy = load_policy()
-        vil, towns = divisions.villages(), divisions.townships()
-        sk = _Skills()
-        bar.update(1)
-        hh = _households(rng_h, households, vil, towns)
-        bar.update(1)
-        w = _workers(rng_w, c, hh, sk)
-        bar.update(1)
-        jobs = _jobs(rng_j, c, hh, vil, towns, sk)
-        bar.update(1)
-        ref, diag = _referrals(rng_r, rng_o, w, hh, jobs, vil, towns, policy, bar)
+        pop = _Population(households, seed, bar)
+        hh, w, jobs, vil, towns, policy = pop.hh, pop.w, pop.jobs, pop.vil, pop.towns, pop.policy
+        ref, diag = _referrals(pop.rng_r, pop.rng_o, w, hh, jobs, vil, towns, policy, bar)
         # positions taken include the history's hires (slots bound them, see _hidden_process)
         hires = np.bincount(diag["_ji"][diag["_hired"]], minlength=len(jobs))
         jobs["filled"] = np.minimum(np.maximum(jobs["filled"].to_numpy(), hires), jobs["slots"].to_numpy())
@@ -1100,8 +1101,92 @@ def generate_world(out_dir, households: int | None = None, seed: int = 0, progre
         out = Path(out_dir)
         write_world(world, out)
         (out / "README.md").write_text(_readme(c, seed, summary), encoding="utf-8")
+        (out / GENERATOR_FILE).write_text(json.dumps(
+            {"seed": int(seed), "households": households, "matcher_version": __version__}) + "\n", encoding="utf-8")
         bar.update(1)
     return summary
+
+
+def _household_count(households: int | None) -> int:
+    households = DEFAULT_HOUSEHOLDS if households is None else int(households)
+    if households < 1:
+        raise ValueError(f"households must be at least 1, got {households}")
+    return households
+
+
+class _Population:
+    """Households, workers and jobs of a seed, with the random streams the history draws from next."""
+
+    def __init__(self, households: int, seed: int, bar=None):
+        c = _counts(households)
+        streams = np.random.SeedSequence(int(seed) % 2**64).spawn(5)
+        rng_h, rng_w, rng_j, self.rng_r, self.rng_o = (np.random.default_rng(s) for s in streams)
+        tick = bar.update if bar is not None else (lambda n: None)
+        self.policy = load_policy()
+        self.vil, self.towns = divisions.villages(), divisions.townships()
+        sk = _Skills()
+        tick(1)
+        self.hh = _households(rng_h, households, self.vil, self.towns)
+        tick(1)
+        self.w = _workers(rng_w, c, self.hh, sk)
+        tick(1)
+        self.jobs = _jobs(rng_j, c, self.hh, self.vil, self.towns, sk)
+        tick(1)
+
+
+# -- the truth ------------------------------------------------------------------------------------
+
+GENERATOR_FILE = "generator.json"
+
+
+class Truth:
+    """The hidden process of a generated world: the true chance of a hire of any (worker, job) pair.
+
+    Built by regenerating the world's households, workers and jobs from its seed and drawing
+    the latents (motivation, attractiveness) from the same stream as the history did, so
+    ``hire_probability`` gives exactly the P(hire) = s(a) s(s) s(h) the history's outcomes were
+    drawn with (before slots bind), for any pair, eligible or not.
+    """
+
+    def __init__(self, households: int, seed: int):
+        pop = _Population(households, seed)
+        self.seed, self.households = int(seed), int(households)
+        self._W = _worker_arrays(pop.w, pop.hh, pop.policy, pop.vil, pop.towns)
+        self._J = _job_arrays(pop.jobs, pop.vil, pop.towns)
+        self._motivation, self._q = _latents(pop.rng_o, len(pop.w), len(pop.jobs))
+        self._workers = pd.Index(pop.w["worker_id"].to_numpy())
+        self._jobs = pd.Index(pop.jobs["job_id"].to_numpy())
+
+    @staticmethod
+    def _rows(index: pd.Index, ids, what: str) -> np.ndarray:
+        rows = index.get_indexer(np.asarray(ids, dtype=object))
+        if (rows < 0).any():
+            unknown = np.asarray(ids, dtype=object)[rows < 0][0]
+            raise ValueError(f"{what} {unknown!r} is not in the generated world")
+        return rows
+
+    def hire_probability(self, worker_ids, job_ids) -> np.ndarray:
+        """P(hire) of each pair (worker_ids[k], job_ids[k]) under the hidden process."""
+        wi = self._rows(self._workers, worker_ids, "worker")
+        ji = self._rows(self._jobs, job_ids, "job")
+        if len(wi) != len(ji):
+            raise ValueError(f"{len(wi)} worker ids but {len(ji)} job ids")
+        pr = _Pairs(self._W, self._J, wi, ji)
+        a, s, h = _stage_logits(pr, self._W, self._J, self._motivation[wi], self._q[ji])
+        return _sigmoid(a) * _sigmoid(s) * _sigmoid(h)
+
+
+def load_truth(world_dir) -> Truth | None:
+    """The truth of a world folder written by ``matcher generate`` of this version, else None."""
+    path = Path(world_dir) / GENERATOR_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        seed, households, version = int(meta["seed"]), int(meta["households"]), meta["matcher_version"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if version != __version__ or households < 1:
+        return None
+    return Truth(households, seed)
 
 
 def _job_frame(jobs: pd.DataFrame) -> pd.DataFrame:
@@ -1114,4 +1199,4 @@ def _job_frame(jobs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-__all__ = ["generate_world", "DEFAULT_HOUSEHOLDS", "ARTICLE_WORKSHOPS"]
+__all__ = ["generate_world", "load_truth", "Truth", "GENERATOR_FILE", "DEFAULT_HOUSEHOLDS", "ARTICLE_WORKSHOPS"]

@@ -15,10 +15,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from matcher import divisions, schema, skills
-from matcher.generate import ARTICLE_WORKSHOPS, DEFAULT_HOUSEHOLDS, generate_world
+from matcher import __version__
+from matcher import generate as gen
+from matcher.generate import ARTICLE_WORKSHOPS, DEFAULT_HOUSEHOLDS, generate_world, load_truth
 from matcher.geo import haversine_km
 
-FILES = ("households.csv", "workers.csv", "jobs.csv", "referrals.csv", "README.md")
+FILES = ("households.csv", "workers.csv", "jobs.csv", "referrals.csv", "README.md", "generator.json")
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +282,76 @@ def test_generate_command_writes_a_loadable_world(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "workers: 10619" in proc.stdout
     assert len(schema.load_world(out).workers) == 10_619
+
+
+# -- the truth -----------------------------------------------------------------------------------
+
+def test_generator_file_names_the_seed_size_and_version(default_world):
+    out, _, _ = default_world
+    import json
+    assert json.loads((out / "generator.json").read_text(encoding="utf-8")) == {
+        "seed": 0, "households": DEFAULT_HOUSEHOLDS, "matcher_version": __version__}
+
+
+def test_truth_gives_exactly_the_probabilities_the_history_was_drawn_with(tmp_path, monkeypatch):
+    drawn = []
+    real = gen._stage_logits
+
+    def spy(pr, W, J, motivation, q):
+        a, s, h = real(pr, W, J, motivation, q)
+        drawn.append((pr.wi.copy(), pr.ji.copy(), gen._sigmoid(a) * gen._sigmoid(s) * gen._sigmoid(h)))
+        return a, s, h
+
+    monkeypatch.setattr(gen, "_stage_logits", spy)
+    generate_world(tmp_path / "w", households=1500, seed=7)
+    monkeypatch.undo()
+    (wi, ji, p_drawn), = drawn
+    world = schema.load_world(tmp_path / "w")
+    truth = load_truth(tmp_path / "w")
+    # the history's rows are the drawn pairs, in order
+    assert (world.referrals["worker_id"].to_numpy() == world.workers["worker_id"].to_numpy()[wi]).all()
+    assert (world.referrals["job_id"].to_numpy() == world.jobs["job_id"].to_numpy()[ji]).all()
+    p = truth.hire_probability(world.referrals["worker_id"], world.referrals["job_id"])
+    assert np.array_equal(p, p_drawn)
+
+
+def test_truths_mean_matches_the_observed_hire_rate_where_slots_cannot_bind(default_world):
+    out, _, w = default_world
+    r = w.referrals
+    truth = load_truth(out)
+    p = truth.hire_probability(r["worker_id"], r["job_id"])
+    # where a job had no more referrals than slots, no hire was turned into a rejection
+    per_job = r["job_id"].map(r.groupby("job_id").size())
+    free = (per_job <= r["job_id"].map(w.jobs.set_index("job_id")["slots"])).to_numpy()
+    hired = (r["outcome"] == "hired").to_numpy()
+    se = np.sqrt((p[free] * (1 - p[free])).sum()) / free.sum()
+    assert free.sum() > 1000
+    assert abs(p[free].mean() - hired[free].mean()) < 3 * se
+    # and it ranks: the truth separates hires from the rest far better than chance
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(hired[free], p[free]) > 0.75
+
+
+def test_truth_covers_every_pair_of_the_world_eligible_or_not(default_world):
+    out, _, w = default_world
+    truth = load_truth(out)
+    workers = w.workers["worker_id"].to_numpy()[:50]
+    jobs = w.jobs["job_id"].to_numpy()[:50]
+    p = truth.hire_probability(np.repeat(workers, 50), np.tile(jobs, 50))
+    assert p.shape == (2500,) and ((p > 0) & (p < 1)).all()
+    with pytest.raises(ValueError, match="W999999"):
+        truth.hire_probability(["W999999"], [jobs[0]])
+
+
+def test_no_truth_for_folders_not_generated_by_this_version(tmp_path, default_world):
+    out, _, _ = default_world
+    assert load_truth(tmp_path) is None
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "generator.json").write_text('{"seed": 0, "households": 10, "matcher_version": "0.0.0"}')
+    assert load_truth(other) is None
+    (other / "generator.json").write_text("not json")
+    assert load_truth(other) is None
 
 
 # -- divisions -----------------------------------------------------------------------------------
