@@ -462,7 +462,7 @@ class _Network:
         cost = np.concatenate([np.broadcast_to(np.asarray(c, np.int64), len(m))[m] for _, _, c, m in parts])
         return tails, heads, cost
 
-    def slot_prices(self, chosen: np.ndarray, scale: int = DEFAULT_SCALE, fewer: bool = False) -> pd.DataFrame:
+    def slot_prices(self, chosen: np.ndarray, scale: int = DEFAULT_SCALE) -> pd.DataFrame:
         """Each job's shadow price of one more slot in this plan, and how many workers the plan sends there.
 
         The dual of a job's capacity, read off the flow: one more unit on ``job -> sink`` lets the plan
@@ -489,11 +489,6 @@ class _Network:
           job they fit less well; a slot is then reported at 0 expected hires, and ``households_price`` > 0.)
         - ``households_price = k``: 1 when one more slot would cover one more household, 2 a graduate.
 
-        ``fewer``: the other side of the dual, what the plan loses when one slot of the job is taken from it
-        (by a placement outside the plan): the flow on ``job -> sink`` drops by one and the unit must find
-        another way to the sink, at the cost of the shortest path ``d(job, T)`` (one single-source run
-        over the reversed residual graph), split in the same two parts; 0 for a job with a slot to spare.
-
         For a pruned flow the prices are over its kept arcs."""
         J = self.engine.J
         n_j = len(J)
@@ -501,26 +496,30 @@ class _Network:
         contention = np.zeros(n_j)
         first_two = np.zeros(n_j, np.int64)
         if len(self.arcs):
-            used = np.bincount(self.j_local[chosen], minlength=len(self.jobs))
-            full = np.flatnonzero((used > 0) if fewer else (used >= self.free))
+            full = np.flatnonzero(np.bincount(self.j_local[chosen], minlength=len(self.jobs)) >= self.free)
             node = self.j_node[full]
-
-            def dist(levels):
-                tails, heads, cost = self._residual(chosen, levels)
-                if fewer:
-                    tails, heads = heads, tails
-                return _shortest_from(self.n_nodes, tails, heads, cost, source=self.T)[node]
-
-            d3, d2 = dist(3), dist(2)
+            d3 = _shortest_from(self.n_nodes, *self._residual(chosen, 3), source=self.T)[node]
+            d2 = _shortest_from(self.n_nodes, *self._residual(chosen, 2), source=self.T)[node]
             reach = d3 < _UNREACHED
             C, _ = _weights(self.arcs)
-            sign = 1 if fewer else -1          # a loss is the distance itself, a gain its negative
-            k = np.where(reach, np.maximum(sign * d2, 0), 0)
-            c = np.where(reach, sign * d3 - C * k, 0)
+            k = np.where(reach, np.maximum(-d2, 0), 0)
+            c = np.where(reach, -d3 - C * k, 0)
             first_two[self.jobs[full]] = k
             contention[self.jobs[full]] = np.maximum(c, 0) / scale
         return pd.DataFrame({"job_id": J.ids.astype(str), "plan_assigned": assigned.astype(np.int64),
                              "contention": np.round(contention, 4), "households_price": first_two})
+
+    def duals(self, chosen: np.ndarray) -> "Duals":
+        """The plan's dual prices of the jobs' capacities, from the potentials ``d`` (shortest distances from a
+        root joined to every node; every residual arc's reduced cost ``cost + d[tail] - d[head] >= 0``):
+        ``d[T] - d[job]``, which is 0 where the arc ``job -> sink`` has room (reduced cost of that arc) and
+        >= 0 where it is full (reduced cost of its reverse)."""
+        job = np.zeros(len(self.engine.J), np.int64)
+        C, G = _weights(self.arcs) if len(self.arcs) else (1, 2)
+        if len(self.arcs):
+            d = self.potentials(chosen, 3)
+            job[self.jobs] = np.maximum(d[self.T] - d[self.j_node], 0)
+        return Duals(job, C, G)
 
     def row_potentials(self, chosen: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
         """The potentials by worker row and by job row (0 for a job with no kept arc: nothing enters it)."""
@@ -755,15 +754,29 @@ def households(engine: Engine) -> _Households:
 
 
 def plan_arcs(engine: Engine, arcs: Arcs, *, hh: _Households | None = None, free: np.ndarray | None = None,
-              prices: bool = False, scale: int = DEFAULT_SCALE, fewer: bool = False
-              ) -> tuple[np.ndarray, pd.DataFrame | None]:
+              prices: bool = False, scale: int = DEFAULT_SCALE, duals: bool = False):
     """The lexicographically best placements over the given arcs (indices into them), for callers that change
     the world between solves (:mod:`matcher.simulate`, :mod:`matcher.sites`): ``hh`` with some households no
     longer coverable (already covered), ``free`` slots per job row instead of the engine's. No pruning, no
-    certificate: the arcs are all there is. With ``prices``, the slot prices too (``fewer``: of a slot taken)."""
+    certificate: the arcs are all there is. Returns ``(chosen, extra)``: ``extra`` the slot prices
+    (:meth:`_Network.slot_prices`) with ``prices``, the plan's duals (:class:`Duals`) with ``duals``, else None."""
     net = _Network(engine, arcs, hh or _households(engine), free)
     chosen = net.solve()
-    return chosen, (net.slot_prices(chosen, scale, fewer) if prices else None)
+    if duals:
+        return chosen, net.duals(chosen)
+    return chosen, (net.slot_prices(chosen, scale) if prices else None)
+
+
+@dataclass
+class Duals:
+    """An optimal dual of the flow, in the flow's own (lexicographic) units: ``job`` per job row the price
+    of its capacity, ``coverage`` and ``graduate`` the weights ``C`` and ``G``. By complementary slackness
+    each placed worker's job maximises ``value(w, j) - job[j]`` over the worker's pairs, so a worker who
+    takes such a job acts as the plan would (ties aside)."""
+
+    job: np.ndarray
+    coverage: int
+    graduate: int
 
 
 def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: bool = True,
@@ -988,5 +1001,5 @@ def format_summary(summary: dict, where: int = 10) -> str:
 
 
 __all__ = ["Allocation", "AllocationError", "Arcs", "Candidates", "PLAN_COLUMNS", "ROW_COLUMNS",
-           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "households", "plan_arcs",
+           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "households", "plan_arcs", "Duals",
            "score_candidates"]

@@ -13,14 +13,17 @@ members not yet placed under one policy:
   (``SimpleMinCostFlow``) takes no starting flow, so a re-solve is not warm-started; what is reused is
   every pair's eligibility and score (computed once), and days without arrivals reuse the last plan, which
   stays optimal for the rest when visited members take their planned slots;
-- ``dual``: contention-ordered: each visited member takes the open job of highest ``score - contention``
-  among those whose slot no other household needs (``households_price`` 0), else the best of the others
-  (:meth:`matcher.allocation._Network.slot_prices`, from the plan re-solved as for ``plan``: the price of
-  a slot has the plan's two parts, households and expected hires, and the households part comes first as
-  it does in the plan). A member of a household already covered takes a job only if no household needs its
-  slot and ``score - contention`` is positive (the slot is worth more to the plan than to them otherwise);
-  a graduate or a member of a household not yet covered always takes the best there is. The prices are
-  read again each day with visits, since members who do not follow the plan move them.
+- ``dual``: contention-ordered (Moore's dual assignment): each visited member takes the open job of highest
+  ``value - price``, the price being the dual of the job's capacity in the plan re-solved as for ``plan``
+  (:meth:`matcher.allocation._Network.duals`: the potentials of its residual graph, in the flow's own
+  lexicographic units, so that a slot another household needs is priced in households before it is priced
+  in expected hires; ``value`` is the score in ``1/scale``, as the flow counts it), and only when that,
+  with what placing the member adds to the plan's first levels (a household covered, a graduate placed),
+  is not negative: else the slot is worth more to the plan than this placement, and the member waits (a
+  planned placement prices at 0 or more, any competitor left out at 0 or less). By
+  complementary slackness the member's planned job is among the best under these prices, so the prices
+  alone steer members to where the plan would send them. They are read again each day with visits, since
+  the members' own choices (ties among jobs of equal price) move them.
 
 Every pair is one the eligibility rules allow (:func:`matcher.eligibility.candidate_pairs`, through
 :func:`matcher.allocation.score_candidates`). Placements are final. Outcomes use the world's own chances
@@ -131,8 +134,7 @@ def run(r: Replay, policy: str, progress: bool = False) -> dict:
     members = pd.Series(np.arange(nW)).groupby(r.hh.code).indices
     seekers = W.available
     plan_of = np.full(nW, -1, np.int64)
-    price = np.zeros(len(J))
-    stake = np.zeros(len(J), np.int64)
+    duals = None
     solves, last_arrivals = 0, -1
     daily = []
     t0 = time.perf_counter()
@@ -143,7 +145,7 @@ def run(r: Replay, policy: str, progress: bool = False) -> dict:
         n_here = int(here.sum())
         # the plan stays optimal for the rest while visited members follow it; prices move with every placement
         if policy != "greedy" and rows and (n_here != last_arrivals or policy == "dual"):
-            plan_of, price, stake = _resolve(r, here, left, placed, covered_h, policy == "dual")
+            plan_of, duals = _resolve(r, here, left, placed, covered_h, policy == "dual")
             solves += 1
             last_arrivals = n_here
         rows.sort(key=lambda w: (not W.graduate[w], str(W.ids[w])))
@@ -159,11 +161,13 @@ def run(r: Replay, policy: str, progress: bool = False) -> dict:
                 if pick < 0 or left[a.j[pick]] <= 0:
                     continue
             else:
-                net = a.score[idx] - price[a.j[idx]]
-                best = int(np.lexsort((-net, stake[a.j[idx]]))[0])
-                must = W.graduate[w] or not covered_h[r.hh.code[w]]
-                if not must and (net[best] <= 0 or stake[a.j[idx[best]]] > 0):
-                    continue
+                net = a.value[idx] - duals.job[a.j[idx]]
+                best = int(np.lexsort((-a.score[idx], -net))[0])
+                h = r.hh.code[w]
+                bonus = (duals.coverage if r.hh.coverable[h] and not covered_h[h] else 0) \
+                    + (duals.graduate if W.graduate[w] else 0)
+                if net[best] + bonus < 0:
+                    continue             # the slot is worth more to the plan than this placement
                 pick = int(idx[best])
             placed[w] = pick
             left[a.j[pick]] -= 1
@@ -177,19 +181,16 @@ def run(r: Replay, policy: str, progress: bool = False) -> dict:
     return out
 
 
-def _resolve(r: Replay, here, left, placed, covered_h, prices: bool):
-    """The plan over the members not placed and the slots open now; per worker its planned arc (or -1) and
-    per job the price of a slot."""
+def _resolve(r: Replay, here, left, placed, covered_h, duals: bool):
+    """The plan over the members not placed and the slots open now; per worker its planned arc (or -1), and
+    with ``duals`` the plan's dual prices of the jobs' capacities."""
     a = r.arcs
     keep = np.flatnonzero((placed[a.w] < 0) & here[a.j] & (left[a.j] > 0))
     hh = type(r.hh)(r.hh.code, r.hh.ids, r.hh.coverable & ~covered_h)
-    chosen, p = plan_arcs(r.engine, a.take(keep), hh=hh, free=left, prices=prices, fewer=True)
+    chosen, d = plan_arcs(r.engine, a.take(keep), hh=hh, free=left, duals=duals)
     plan_of = np.full(len(r.engine.W), -1, np.int64)
     plan_of[a.w[keep[chosen]]] = keep[chosen]
-    n = len(r.engine.J)
-    price = p["contention"].to_numpy(float) if p is not None else np.zeros(n)
-    stake = p["households_price"].to_numpy(np.int64) if p is not None else np.zeros(n, np.int64)
-    return plan_of, price, stake
+    return plan_of, d
 
 
 def simulate(engine: Engine, world: World, days: int, policy: str, *, truth=None, seed: int = 0,
