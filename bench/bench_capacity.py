@@ -57,7 +57,7 @@ def trained_model(worlds: Path):
     return load(found[-1])[0]
 
 
-def simulate_one(worlds: Path, scale: int, seed: int, days: int, model) -> dict:
+def simulate_one(worlds: Path, scale: int, seed: int, days: int, model, save=lambda out: None) -> dict:
     from matcher import simulate as S
     from matcher.policy import load_policy
     from matcher.ranking import Engine
@@ -84,6 +84,7 @@ def simulate_one(worlds: Path, scale: int, seed: int, days: int, model) -> dict:
         got["share_expected_hires"] = round(got["expected_hires"] / best["expected_hires"], 4)
         got["final_day_households"] = daily[-1]
         out[p] = got
+        save(out)                 # a long scale keeps what it measured, policy by policy
         print(f"  {scale}x seed {seed} {p}: {got['households_covered']:,} of {best['households_covered']:,} "
               f"({got['share_households']:.3f}), {got['seconds_per_day']:.3f} s/day", file=sys.stderr, flush=True)
     return out
@@ -127,9 +128,9 @@ def render(raw: dict) -> str:
     ]
     for scale in sorted({r["scale"] for r in runs}):
         rs = sorted((r for r in runs if r["scale"] == scale), key=lambda r: r["seed"])
-        share = {p: _median([r[p]["share_households"] for r in rs]) for p in POLICIES}
-        hires = {p: _median([r[p]["share_expected_hires"] for r in rs]) for p in POLICIES}
-        spd = {p: _median([r[p]["seconds_per_day"] for r in rs]) for p in POLICIES}
+        share = {p: _median([r[p]["share_households"] for r in rs if p in r]) for p in POLICIES}
+        hires = {p: _median([r[p]["share_expected_hires"] for r in rs if p in r]) for p in POLICIES}
+        spd = {p: _median([r[p]["seconds_per_day"] for r in rs if p in r]) for p in POLICIES}
         lines.append(
             f"| {scale}x | {len(rs)} ({', '.join(str(r['seed']) for r in rs)}) | "
             f"{_median([r['households_coverable'] for r in rs]):,.0f} | "
@@ -142,11 +143,11 @@ def render(raw: dict) -> str:
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(runs, key=lambda r: (r["scale"], r["seed"])):
         h = r["hindsight"]
-        cell = {p: f"{r[p]['households_covered']:,} ({r[p]['share_households']:.3f}), {r[p]['expected_hires']:,.0f} h"
-                for p in POLICIES}
+        cell = {p: (f"{r[p]['households_covered']:,} ({r[p]['share_households']:.3f}), {r[p]['expected_hires']:,.0f} h"
+                    if p in r else "not run") for p in POLICIES}
         lines.append(f"| {r['scale']}x | {r['seed']} | {r['pairs']:,} | {r['jobs']:,} ({r['jobs_arriving']:,}) | "
                      f"{h['households_covered']:,}, {h['expected_hires']:,.0f} | {cell['greedy']} | {cell['plan']} | "
-                     f"{cell['dual']} | {r['plan']['solves']} | {r['prepare_s']} | {r['measured']} |")
+                     f"{cell['dual']} | {r['plan']['solves'] if 'plan' in r else '-'} | {r['prepare_s']} | {r['measured']} |")
     s = raw.get("sites")
     if s:
         sm = s["summary"]
@@ -181,9 +182,10 @@ def main() -> None:
         runs = raw.setdefault("simulate", [])
         for scale in args.scales:
             for seed in args.seeds:
-                one = simulate_one(args.worlds, scale, seed, args.days, model)
-                runs[:] = [r for r in runs if (r["scale"], r["seed"]) != (scale, seed)] + [one]
-                RAW.write_text(json.dumps(raw, indent=1, ensure_ascii=False))
+                def save(one, scale=scale, seed=seed):
+                    runs[:] = [r for r in runs if (r["scale"], r["seed"]) != (scale, seed)] + [one]
+                    RAW.write_text(json.dumps(raw, indent=1, ensure_ascii=False))
+                save(simulate_one(args.worlds, scale, seed, args.days, model, save))
         if not args.no_sites:
             raw["sites"] = sites_one(args.worlds, model)
         RAW.write_text(json.dumps(raw, indent=1, ensure_ascii=False))

@@ -15,12 +15,15 @@ coverage problem:
 - **exact** when it is small (few candidate sites and arcs): one CP-SAT model of the whole plan with a
   choice of N sites (graduates placed, then households covered, over every eligible pair);
 - otherwise **greedy**, each round adding the site of greatest measured gain, lazily: a site is
-  re-solved only while its upper bound beats the best gain measured this round. The bound is sound
-  without assuming anything: in the plan's residual graph (:meth:`matcher.allocation._Network.slot_prices`,
+  re-solved only while its upper bound beats the best gain measured this round. The bound is the least of
+  the site's gain when last measured (a bound when the gains are submodular, the assumption of every lazy
+  greedy) and one that holds without assuming anything: in the plan's residual graph (:meth:`matcher.allocation._Network.slot_prices`,
   with every candidate site in the flow at capacity 0) one slot at the site gains ``k`` (0, 1 or 2:
   ``households_price``), and the plan's first two levels are a concave function of one job's capacity
   (an LP's value in its right-hand side), so S slots gain at most ``S * k`` households; a site with
-  ``k = 0`` gains nothing and is never solved. Households covered is the rank function of a gammoid
+  ``k = 0`` gains nothing and is never solved, nor scored (its pairs are found by the rules alone, which
+  is all the price of a first slot needs; the others' pairs are then scored by the model like any pair),
+  nor considered again once other sites are open (for a submodular gain it never could gain then). Households covered is the rank function of a gammoid
   when graduates do not compete (households matched through workers to slots), which is submodular:
   greedy is then within ``1 - 1/e`` of the best N sites; with graduates first it is the same procedure
   without that guarantee.
@@ -38,8 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from matcher.allocation import Arcs, households, plan_arcs, score_candidates
-from matcher.eligibility import JobArrays
+from matcher.allocation import Arcs, arc_values, households, plan_arcs, score_candidates, score_pairs
+from matcher.eligibility import KIND, JobArrays, candidate_pairs
 from matcher.errors import MatcherError
 from matcher.ranking import Engine
 from matcher.schema import World
@@ -116,7 +119,6 @@ class _Problem:
 
     engine: Engine
     arcs: Arcs
-    base: np.ndarray           # arc indices of the world's own jobs
     site_of_arc: np.ndarray    # per arc: the site's number, -1 for a world job
     site_rows: np.ndarray      # per site: its job row
     places: pd.DataFrame
@@ -128,19 +130,35 @@ class _Problem:
         self.hh = households(self.engine)
         self.coverable = int(self.hh.coverable.sum())
 
+    def score_sites(self, sites: np.ndarray) -> None:
+        """Score the pairs of ``sites`` with the model (as every pair is scored, :func:`score_pairs`) and
+        value them as the flow does (:func:`arc_values`, over each worker's pairs with the sites'); the
+        pairs of the other sites are dropped."""
+        keep = np.flatnonzero((self.site_of_arc < 0) | np.isin(self.site_of_arc, sites))
+        a = self.arcs.take(keep)
+        new = np.flatnonzero(np.isnan(a.score))
+        a.score[new], a.distance_km[new], a.covered[new] = score_pairs(self.engine, a.w[new], a.j[new])
+        a.value = arc_values(a.w, self.engine.J.kind[a.j] == KIND["public_welfare"], a.score)
+        self.arcs, self.site_of_arc = a, self.site_of_arc[keep]
+
     def free(self, open_sites) -> np.ndarray:
         f = self.engine.J.free.copy()
         f[self.site_rows] = 0
         f[self.site_rows[list(open_sites)]] = self.slots
         return f
 
-    def solve(self, open_sites, prices: bool = False):
+    def solve(self, open_sites, prices: bool = False, coverage_only: bool = False):
         """The plan with ``open_sites`` open (the other candidates' arcs in the flow at capacity 0 when
-        ``prices``, for their price of a first slot; else left out)."""
+        ``prices``, for their price of a first slot; else left out). ``coverage_only``: the flow without the
+        expected hires (every pair's value 0, so graduates weigh 2 and households 1): the same graduates
+        and households as the full plan (graduates weigh twice a household, and one more graduate never
+        costs more than one household, module :mod:`matcher.allocation`), solved much faster (small costs)."""
         open_sites = sorted(open_sites)
         mask = np.isin(self.site_of_arc, open_sites) | (self.site_of_arc < 0) | prices
         idx = np.flatnonzero(mask)
         arcs = self.arcs.take(idx)
+        if coverage_only:
+            arcs.value = np.zeros(len(arcs), np.int64)
         chosen, p = plan_arcs(self.engine, arcs, free=self.free(open_sites), prices=prices)
         return arcs, chosen, p
 
@@ -151,18 +169,25 @@ class _Problem:
 
 
 def _problem(engine: Engine, world: World, kind: str, slots: int, progress: bool) -> _Problem:
+    """Every candidate site's eligible pairs (the rules only: the model scores a site's pairs once the
+    plan's price of a first slot there says it could gain something, see :meth:`_Problem.score_sites`)."""
     places = villages(world)
-    jobs = pd.concat([world.jobs, site_jobs(world, places, kind, slots)], ignore_index=True)
+    extra = site_jobs(world, places, kind, slots)
+    jobs = pd.concat([world.jobs, extra], ignore_index=True)
     J = JobArrays.build(jobs, engine.J.skill_index)
-    e = Engine(engine.W, J, engine.model, engine.policy) if J.words == engine.J.words else \
-        Engine.build(World(world.households, world.workers, jobs, world.referrals), engine.model, engine.policy,
-                     jobs=J)
-    cands = score_candidates(e, max_arcs=np.iinfo(np.int64).max, progress=progress)
-    arcs = cands.arcs
+    if J.words != engine.J.words:
+        raise SitesError("the hypothetical jobs need skills the world's jobs do not have")   # they need none
+    e = Engine(engine.W, J, engine.model, engine.policy)
+    base = score_candidates(Engine(engine.W, engine.J, engine.model, engine.policy),
+                            max_arcs=np.iinfo(np.int64).max, progress=progress).arcs
     n_real = len(world.jobs)
+    only_sites = JobArrays.build(extra, engine.J.skill_index)
+    p = candidate_pairs(engine.W, only_sites, engine.policy, ordered=False)
+    site_arcs = Arcs(p.w.astype(np.int64), p.j.astype(np.int64) + n_real, p.distance_km,
+                     np.full(len(p), np.nan), np.full(len(p), -1, np.int64), np.ones(len(p), np.int64))
+    arcs = Arcs.concat([base, site_arcs])
     site_of_arc = np.where(arcs.j >= n_real, arcs.j - n_real, -1)
-    return _Problem(e, arcs, np.flatnonzero(site_of_arc < 0), site_of_arc,
-                    n_real + np.arange(len(places)), places, int(slots))
+    return _Problem(e, arcs, site_of_arc, n_real + np.arange(len(places)), places, int(slots))
 
 
 def suggest(engine: Engine, world: World, kind: str, slots: int, n: int, *, exact: bool | None = None,
@@ -173,10 +198,11 @@ def suggest(engine: Engine, world: World, kind: str, slots: int, n: int, *, exac
     check_request(kind, slots, n)
     t0 = time.perf_counter()
     prob = _problem(engine, world, kind, slots, progress)
-    arcs0, chosen0, _ = prob.solve([])
-    before = prob.covered(arcs0, chosen0)
     first = _first_slot_gain(prob, [])
     useful = np.flatnonzero(first > 0)
+    prob.score_sites(useful)
+    arcs0, chosen0, _ = prob.solve([])
+    before = prob.covered(arcs0, chosen0)
     small = len(useful) <= EXACT_MAX_SITES and len(prob.arcs) <= EXACT_MAX_ARCS
     use_exact = small if exact is None else exact
     if use_exact:
@@ -200,18 +226,21 @@ def _lazy_greedy(prob: _Problem, n: int, first: np.ndarray, before: int, progres
     from tqdm import tqdm
     picked: list[int] = []
     covered = before
-    bound_k = first
+    k = first
+    last = prob.slots * first             # each site's gain when last measured: a bound while submodular
+    direct = _direct_reach(prob)
     bar = tqdm(total=n, desc="choosing sites", unit="site", disable=not progress, leave=False)
     for _ in range(n):
-        bound = np.minimum(prob.slots * bound_k, prob.coverable - covered)
+        bound = np.minimum(np.minimum(prob.slots * k, last), prob.coverable - covered)
         bound[picked] = -1
-        order = [int(s) for s in np.lexsort((np.arange(len(bound)), -bound)) if bound[s] > 0]
+        order = [int(s) for s in np.lexsort((np.arange(len(bound)), -direct, -bound)) if bound[s] > 0]
         best, best_gain = None, 0
         for s in order:
             if bound[s] <= best_gain:
                 break                    # no site further down can beat the best measured
-            arcs, chosen, _ = prob.solve(picked + [s])
+            arcs, chosen, _ = prob.solve(picked + [s], coverage_only=True)
             gain = prob.covered(arcs, chosen) - covered
+            last[s] = gain
             if gain > best_gain:
                 best, best_gain = s, gain
         if best is None:
@@ -220,9 +249,20 @@ def _lazy_greedy(prob: _Problem, n: int, first: np.ndarray, before: int, progres
         covered += best_gain
         bar.update(1)
         if len(picked) < n:
-            bound_k = _first_slot_gain(prob, picked)
+            k = _first_slot_gain(prob, picked)
     bar.close()
     return picked
+
+
+def _direct_reach(prob: _Problem) -> np.ndarray:
+    """Per site: the households not yet covered with a member eligible there (only orders the search)."""
+    arcs, chosen, _ = prob.solve([])
+    code = prob.hh.code
+    covered = np.zeros(len(prob.hh.ids), bool)
+    covered[code[arcs.w[chosen]]] = True
+    on = (prob.site_of_arc >= 0) & prob.hh.coverable[code[prob.arcs.w]] & ~covered[code[prob.arcs.w]]
+    pairs = pd.DataFrame({"s": prob.site_of_arc[on], "h": code[prob.arcs.w[on]]}).drop_duplicates()
+    return np.bincount(pairs["s"], minlength=len(prob.site_rows))
 
 
 def _exact(prob: _Problem, useful: np.ndarray, n: int) -> list[int]:
@@ -274,7 +314,7 @@ def _rank(prob: _Problem, chosen: list[int]) -> list[int]:
     while rest:
         gains = []
         for s in rest:
-            arcs, ch, _ = prob.solve(order + [s])
+            arcs, ch, _ = prob.solve(order + [s], coverage_only=True)
             gains.append(prob.covered(arcs, ch))
         best = int(np.argmax(gains))
         order.append(rest.pop(best))
