@@ -679,9 +679,9 @@ class Allocation:
 def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int | None = None,
              max_arcs: int = DEFAULT_MAX_ARCS, scale: int = DEFAULT_SCALE, value_rounds: int = VALUE_ROUNDS,
              per_worker: int = ADD_PER_WORKER, reasons: bool = True, progress: bool = False,
-             prices: bool = True) -> Allocation:
+             prices: bool = False) -> Allocation:
     """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate), with
-    each job's price of one more slot (:meth:`_Network.slot_prices`) unless ``prices`` is False.
+    ``prices``, each job's price of one more slot too (:meth:`_Network.slot_prices`, ``Allocation.prices``).
 
     When pairs were held out (pruning), up to ``value_rounds`` rounds add the held-out pairs that could
     raise any level, then rounds add those that could raise graduates or households until none is left:

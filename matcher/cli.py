@@ -208,7 +208,7 @@ def sites_cmd(obj, world_dir, kind, slots, n, out_path, model_path, report_dir):
     if report_dir:
         from matcher.allocation import allocate
         from matcher.capacity_report import write_sites
-        uncovered = allocate(engine, reasons=False, prices=False).uncovered["household_id"]
+        uncovered = allocate(engine, reasons=False).uncovered["household_id"]
         write_sites(world, rows, summary, uncovered, report_dir)
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
     click.echo(f"{len(rows)} sites -> {out_path}")

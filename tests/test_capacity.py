@@ -35,7 +35,7 @@ def engine_of(world):
 
 def test_a_full_job_others_want_is_priced_at_what_one_more_slot_adds_and_a_job_with_room_at_zero():
     e = engine_of(contested_world())
-    plan = A.allocate(e)
+    plan = A.allocate(e, prices=True)
     prices = plan.prices.set_index("job_id")
     assert prices.loc["J-HOT", "plan_assigned"] == 1 and prices.loc["J-SPARE", "plan_assigned"] == 3
     assert prices.loc["J-SPARE", "contention"] == 0
@@ -52,7 +52,7 @@ def test_a_slot_that_would_cover_another_household_prices_that_members_score():
     hh = [f.household(household_id="H-1"), f.household(household_id="H-2")]
     ws = [f.worker("H-1", worker_id="W-1"), f.worker("H-2", worker_id="W-2")]
     e = engine_of(f.world(hh, ws, [f.job(job_id="J-ONE", slots=1)]))
-    plan = A.allocate(e)
+    plan = A.allocate(e, prices=True)
     p = plan.prices.set_index("job_id").loc["J-ONE"]
     left_out = ({"W-1", "W-2"} - set(plan.rows["worker_id"])).pop()
     sc = e.score(np.array([e._row[left_out]]))
@@ -61,11 +61,50 @@ def test_a_slot_that_would_cover_another_household_prices_that_members_score():
 
 
 def test_one_more_slot_gains_what_the_price_says_when_the_plan_is_solved_again():
-    plan = A.allocate(engine_of(contested_world(5)))
+    plan = A.allocate(engine_of(contested_world(5)), prices=True)
     again = A.allocate(engine_of(contested_world(5, hot_slots=2)))
     gain = again.objective["value"] - plan.objective["value"]
     price = plan.prices.set_index("job_id").loc["J-HOT", "contention"]
     assert gain / A.DEFAULT_SCALE == pytest.approx(price, abs=1e-4) and price > 0
+
+
+def test_every_price_is_what_one_more_slot_gains_when_the_plan_is_solved_again(tiny_world_dir):
+    from matcher.schema import load_world
+    world = load_world(tiny_world_dir)
+    jobs = world.jobs.copy()
+    jobs["slots"] = np.minimum(jobs["slots"], jobs["filled"] + 2)        # scarce slots: many full jobs
+    from matcher.schema import World
+    e = engine_of(World(world.households, world.workers, jobs, world.referrals))
+    arcs = A.score_candidates(e).arcs
+    hh = A.households(e)
+
+    def levels(chosen):
+        code = hh.code[arcs.w[chosen]]
+        return (int(e.W.graduate[arcs.w[chosen]].sum()), int(np.unique(code[hh.coverable[code]]).size),
+                int(arcs.value[chosen].sum()))
+
+    chosen, prices = A.plan_arcs(e, arcs, prices=True)
+    g0, h0, v0 = levels(chosen)
+    prices = prices.assign(row=np.arange(len(prices)))
+    used = np.bincount(arcs.j[chosen], minlength=len(e.J.free))
+    full = prices[(used >= e.J.free) & (used > 0)]
+    assert (prices.loc[used < e.J.free, "contention"] == 0).all()
+    checked = 0
+    for r in pd_rows(full.sort_values("contention", ascending=False).head(6)):
+        free = e.J.free.copy()
+        free[r["row"]] += 1
+        g1, h1, v1 = levels(A.plan_arcs(e, arcs, free=free)[0])
+        assert 2 * (g1 - g0) + (h1 - h0) == r["households_price"]
+        if (g1, h1) == (g0, h0):
+            assert (v1 - v0) / A.DEFAULT_SCALE == pytest.approx(r["contention"], abs=1e-4)
+        else:
+            assert r["contention"] == pytest.approx(max(v1 - v0, 0) / A.DEFAULT_SCALE, abs=1e-4)
+        checked += 1
+    assert checked == 6 and full["contention"].max() > 0
+
+
+def pd_rows(frame):
+    return [dict(zip(frame.columns, row)) for row in frame.itertuples(index=False)]
 
 
 # -- ranking by the price -----------------------------------------------------------------------------------
@@ -158,7 +197,7 @@ def with_sites(world, rows, kind="workshop_factory", slots=3):
 
 
 def covered(world):
-    return A.allocate(engine_of(world), reasons=False, prices=False).summary["households"]["covered"]
+    return A.allocate(engine_of(world), reasons=False).summary["households"]["covered"]
 
 
 @pytest.mark.parametrize("exact", [True, False])

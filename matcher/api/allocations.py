@@ -46,7 +46,7 @@ def post_allocation(body: AllocationIn):
         raise APIError(501, "not_implemented", "city-wide allocation is not available in this build") from None
     rt = runtime()
     loaded = rt.models.require()
-    plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded))
+    plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded), prices=True)
     summary = json.loads(json.dumps(dict(plan.summary, note=body.note), default=_plain))
     if plan.prices is not None:       # contention for the match items (SPEC section 8), not shown with the plan
         p = plan.prices
