@@ -335,8 +335,8 @@ def get_allocation(engine: Engine, allocation_id: int, county_code: str | None =
             conds.append(allocation_rows.c.county_code == county_code)
         rows = conn.execute(sa.select(allocation_rows).where(*conds).order_by(allocation_rows.c.id)).mappings().all()
     summary = json.loads(head["summary"] or "{}")
-    summary.pop(JOB_PRICES, None)      # read by the matches (latest_job_prices), not shown with the plan
-    return {"allocation_id": head["id"], "created_at": head["created_at"], "created_by": head["created_by"],
+    summary.pop(JOB_PRICES, None)      # read by the matches (job_prices), not shown with the plan
+    return {"allocation_id": head["id"], "created_at": head["created_at"],
             "model_version": head["model_version"], "summary": summary,
             "rows": [{"household_id": r["household_id"], "worker_id": r["worker_id"], "job_id": r["job_id"],
                       "county_code": r["county_code"], "score": r["score"], "tier": r["tier"],
