@@ -32,6 +32,7 @@ JSON_BODIES = [
     ("PATCH", "/api/v1/referrals/{referral_id}", "volunteer", {"outcome": "declined", "reason": "wage"}),
     ("POST", "/api/v1/model/reload", "evaluator", {}),
     ("POST", "/api/v1/allocations", "evaluator", {"note": "月度计划"}),
+    ("POST", "/api/v1/sites", "evaluator", {"kind": "workshop_factory", "slots": 3, "n": 2}),
 ]
 CSV_BODIES = [("POST", f"/api/v1/import/{t}", "admin") for t in ("households", "workers", "jobs")]
 # Every operation with an id in its path: (method, path with {id}, role).
