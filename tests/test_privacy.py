@@ -85,7 +85,7 @@ def test_a_days_traffic_logs_no_personal_data(world_api, small_world, tmp_path, 
     # What an operator sees when things go wrong: a crash inside a view ...
     from matcher.api import matching
 
-    def broken(household_id, k):
+    def broken(household_id, k, order="score"):
         raise KeyError(household_id)
 
     monkeypatch.setattr(matching, "household_matches", broken)
