@@ -311,13 +311,16 @@ def _engine_order(engine: Engine, arcs: Arcs) -> Arcs:
 
 def _best_per_job(arcs: Arcs, quota: np.ndarray) -> Arcs:
     """Each job's best ``quota[job]`` arcs by value."""
-    if not len(arcs):
-        return arcs
+    return arcs.take(best_per_job(arcs, quota)) if len(arcs) else arcs
+
+
+def best_per_job(arcs: Arcs, quota: np.ndarray) -> np.ndarray:
+    """Indices (ascending) of each job's best ``quota[job]`` arcs by value, the lower worker row on ties."""
     o = np.lexsort((arcs.w, -arcs.value, arcs.j))
     j = arcs.j[o]
     start = np.r_[True, j[1:] != j[:-1]]
     rank = np.arange(len(o)) - np.maximum.accumulate(np.where(start, np.arange(len(o)), 0))
-    return arcs.take(np.sort(o[rank < quota[j]]))
+    return np.sort(o[rank < quota[j]])
 
 
 def _prune(arcs: Arcs, top_n: int) -> tuple[Arcs, Arcs]:

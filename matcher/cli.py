@@ -110,19 +110,46 @@ class _spinner:
         self.bar.close()
 
 
+def _scheduler_options(f):
+    """--scheduler and --partition-size (SPEC section 9): the per-pair work on a Dask cluster."""
+    f = click.option("--partition-size", type=click.IntRange(min=1), default=None,
+                     help="With --scheduler: job seekers per partition (default 1,000).")(f)
+    return click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler (tcp://HOST:PORT), or local:N for N local worker processes "
+                             "(default: MATCHER_DASK_SCHEDULER; without either, one process).")(f)
+
+
+def _cluster(obj, scheduler):
+    """The Dask client for --scheduler (else MATCHER_DASK_SCHEDULER), or None for one process."""
+    address = scheduler or obj.settings.dask_scheduler
+    if not address:
+        return None
+    from matcher.distributed import connect
+    return connect(address)
+
+
 @cli.command()
 @click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
 @click.option("--k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@_scheduler_options
 @click.pass_obj
-def recommend(obj, world_dir, model_path, k, out_path):
+def recommend(obj, world_dir, model_path, k, out_path, scheduler, partition_size):
     """Top-k eligible jobs for every worker of WORLD_DIR, as CSV."""
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
     world = _load_world(world_dir)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    cluster = _cluster(obj, scheduler)
+    if cluster is not None:
+        from matcher import distributed
+        with cluster as client:
+            done = distributed.recommend(client, engine.W, engine.J, engine.model, engine.policy, out_path, k=k,
+                                         size=partition_size or distributed.PARTITION_SIZE, progress=True)
+        click.echo(f"{done['rows']} recommendations for {done['workers']} workers -> {out_path}")
+        return
     recs = engine.recommend(k=k, progress=True)
     _atomic_write(Path(out_path), recs.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     click.echo(f"{len(recs)} recommendations for {recs['worker_id'].nunique()} workers -> {out_path}")
@@ -134,8 +161,9 @@ def recommend(obj, world_dir, model_path, k, out_path):
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="plan.csv: household_id, worker_id, job_id, score, tier, subsidy_yuan.")
+@_scheduler_options
 @click.pass_obj
-def allocate_cmd(obj, world_dir, model_path, out_path):
+def allocate_cmd(obj, world_dir, model_path, out_path, scheduler, partition_size):
     """One city-wide plan for WORLD_DIR: graduates first, then the most households with a member in
     work, then the most expected hires; prints its summary."""
     from matcher.allocation import PLAN_COLUMNS, allocate, format_summary
@@ -143,7 +171,14 @@ def allocate_cmd(obj, world_dir, model_path, out_path):
     from matcher.ranking import Engine
     world = _load_world(world_dir)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
-    plan = allocate(engine, reasons=False, progress=True)
+    cluster = _cluster(obj, scheduler)
+    if cluster is not None:
+        from matcher import distributed
+        with cluster as client:
+            plan = distributed.allocate(client, engine, size=partition_size or distributed.PARTITION_SIZE,
+                                        reasons=False, progress=True)
+    else:
+        plan = allocate(engine, reasons=False, progress=True)
     _atomic_write(Path(out_path), plan.rows[PLAN_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8"))
     click.echo(format_summary(plan.summary))
     click.echo(f"{len(plan.rows)} placements -> {out_path}")

@@ -31,6 +31,7 @@ class Settings:
     max_json_bytes: int = 1 << 20
     max_csv_bytes: int = 50 << 20
     log_level: str = "INFO"
+    dask_scheduler: str | None = None      # recommend and allocate on a Dask cluster (SPEC section 9)
     extra: dict = field(default_factory=dict)
 
 
@@ -61,4 +62,5 @@ def load_settings(env: dict | None = None) -> Settings:
         max_json_bytes=_int(env, "MATCHER_MAX_JSON_BYTES", 1 << 20),
         max_csv_bytes=_int(env, "MATCHER_MAX_CSV_BYTES", 50 << 20),
         log_level=env.get("MATCHER_LOG_LEVEL", "INFO"),
+        dask_scheduler=env.get("MATCHER_DASK_SCHEDULER") or None,
     )
