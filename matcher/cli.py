@@ -119,12 +119,15 @@ def _scheduler_options(f):
                              "(default: MATCHER_DASK_SCHEDULER; without either, one process).")(f)
 
 
-def _cluster(obj, scheduler):
+def _cluster(obj, scheduler, partition_size=None):
     """The Dask client for --scheduler (else MATCHER_DASK_SCHEDULER), or None for one process."""
     address = scheduler or obj.settings.dask_scheduler
     if not address:
+        if partition_size is not None:
+            raise click.UsageError("--partition-size needs --scheduler (or MATCHER_DASK_SCHEDULER)")
         return None
-    from matcher.distributed import connect
+    from matcher.distributed import connect, local_workers
+    local_workers(address)          # a malformed address fails now, before the world is read
     return connect(address)
 
 
@@ -140,9 +143,9 @@ def recommend(obj, world_dir, model_path, k, out_path, scheduler, partition_size
     """Top-k eligible jobs for every worker of WORLD_DIR, as CSV."""
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
+    cluster = _cluster(obj, scheduler, partition_size)
     world = _load_world(world_dir)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
-    cluster = _cluster(obj, scheduler)
     if cluster is not None:
         from matcher import distributed
         with cluster as client:
@@ -169,9 +172,9 @@ def allocate_cmd(obj, world_dir, model_path, out_path, scheduler, partition_size
     from matcher.allocation import PLAN_COLUMNS, allocate, format_summary
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
+    cluster = _cluster(obj, scheduler, partition_size)
     world = _load_world(world_dir)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
-    cluster = _cluster(obj, scheduler)
     if cluster is not None:
         from matcher import distributed
         with cluster as client:

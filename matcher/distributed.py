@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,26 +54,34 @@ class SchedulerError(MatcherError):
 
 # -- the cluster ----------------------------------------------------------------------------------------
 
+def local_workers(address: str) -> int | None:
+    """N for ``local:N``, None for a scheduler's address; a malformed one is a :class:`SchedulerError`."""
+    address = address.strip()
+    if not address:
+        raise SchedulerError("scheduler address is empty: give tcp://HOST:PORT or local:N")
+    if not address.startswith("local"):
+        return None
+    m = re.fullmatch(r"local:(\d+)", address)
+    if not m or int(m[1]) < 1:
+        raise SchedulerError(f"scheduler {address!r}: write local:N with N >= 1 worker processes")
+    return int(m[1])
+
+
 @contextmanager
 def connect(address: str):
     """A Dask client for ``address``: a scheduler (``tcp://host:8786``, ``host:8786``) or ``local:N``, a
     LocalCluster of N worker processes of one thread each, started here and stopped on leaving."""
+    n = local_workers(address)
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         raise SchedulerError("--scheduler needs Dask: pip install 'matcher[distributed]'") from None
     address = address.strip()
     cluster = None
-    if address.startswith("local"):
-        m = re.fullmatch(r"local:(\d+)", address)
-        if not m or int(m[1]) < 1:
-            raise SchedulerError(f"scheduler {address!r}: write local:N with N >= 1 worker processes")
-        cluster = LocalCluster(n_workers=int(m[1]), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+    if n is not None:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        if not address:
-            raise SchedulerError("scheduler address is empty: give tcp://HOST:PORT or local:N")
         try:
             client = Client(address, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:
@@ -187,10 +195,13 @@ def _slices(W, J, parts: list[Partition]):
 
 # -- recommend -----------------------------------------------------------------------------------------
 
-def _recommend_part(part: Slice, model, policy, k: int) -> tuple[str, int, int]:
-    """One partition's top-k, as the CSV rows (no header) one process writes for these workers."""
+def _recommend_part(part: Slice, model, policy, k: int) -> tuple[str, int, int, float]:
+    """One partition's top-k, as the CSV rows (no header) one process writes for these workers, with its
+    row and worker counts and its seconds."""
+    t0 = time.perf_counter()
     recs = Engine(part.W, part.J, model, policy).recommend(k=k)
-    return recs.to_csv(index=False, header=False, lineterminator="\n"), len(recs), int(recs["worker_id"].nunique())
+    text = recs.to_csv(index=False, header=False, lineterminator="\n")
+    return text, len(recs), int(recs["worker_id"].nunique()), time.perf_counter() - t0
 
 
 def recommend(client, W: WorkerArrays, J: JobArrays, model, policy, out_path, *, k: int = 10,
@@ -209,13 +220,17 @@ def recommend(client, W: WorkerArrays, J: JobArrays, model, policy, out_path, *,
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
     rows = workers = 0
+    sizes = []
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(",".join(RECOMMEND_COLUMNS) + "\n")
-            for f in tqdm(futures, desc="partitions", unit="partition", disable=not progress, leave=False):
-                text, n, nw = f.result()
+            for p, f in zip(parts, tqdm(futures, desc="partitions", unit="partition", disable=not progress,
+                                        leave=False)):
+                text, n, nw, seconds = f.result()
                 fh.write(text)
                 rows, workers = rows + n, workers + nw
+                sizes.append({"place": p.place, "workers": int(len(p.rows)), "jobs": int(len(p.jobs)), "rows": n,
+                              "seconds": round(seconds, 3)})
                 f.release()
             fh.flush()
             os.fsync(fh.fileno())
@@ -229,7 +244,7 @@ def recommend(client, W: WorkerArrays, J: JobArrays, model, policy, out_path, *,
     finally:
         model_f.release()
         policy_f.release()
-    return {"rows": rows, "workers": workers, "partitions": len(parts), "seconds": time.perf_counter() - t0}
+    return {"rows": rows, "workers": workers, "partitions": sizes, "seconds": round(time.perf_counter() - t0, 3)}
 
 
 # -- allocate -----------------------------------------------------------------------------------------
@@ -288,32 +303,29 @@ def _held_arcs(s: Scored) -> tuple[al.Arcs, np.ndarray]:
 
 
 def _with_taken(h: al.Held, taken: np.ndarray, nj: int) -> al.Held:
-    from dataclasses import replace
+    """``h`` with ``taken`` marking the pairs whose keys are already arcs (a copy: results stay as made)."""
     return replace(h, taken=al._contains(taken, h.w * nj + h.j))
 
 
-def _price_task(s: Scored, d_worker, d_job, taken, per_worker: int, levels: int):
+def _picked(s: Scored, taken: np.ndarray, pick) -> tuple[al.Arcs, np.ndarray]:
+    """The held-out pairs ``pick(part)`` chooses in each part, as arcs (global rows) and their keys."""
     nj = len(s.jobs)
     out, keys = [], []
     for h in s.held:
         h = _with_taken(h, taken, nj)
-        idx = al.held_violations(h, d_worker, d_job, per_worker, levels)
+        idx = pick(h)
         w = h.w[idx]
         out.append(al.Arcs.unscored(s.rows[w], s.jobs[h.j[idx]], h.value[idx]))
         keys.append(w * nj + h.j[idx])
     return al.Arcs.concat(out), (np.concatenate(keys) if keys else np.zeros(0, np.int64))
+
+
+def _price_task(s: Scored, d_worker, d_job, taken, per_worker: int, levels: int):
+    return _picked(s, taken, lambda h: al.held_violations(h, d_worker, d_job, per_worker, levels))
 
 
 def _misfit_task(s: Scored, on_welfare, left, kind, taken):
-    nj = len(s.jobs)
-    out, keys = [], []
-    for h in s.held:
-        h = _with_taken(h, taken, nj)
-        idx = al.held_misfits(h, on_welfare, left, kind)
-        w = h.w[idx]
-        out.append(al.Arcs.unscored(s.rows[w], s.jobs[h.j[idx]], h.value[idx]))
-        keys.append(w * nj + h.j[idx])
-    return al.Arcs.concat(out), (np.concatenate(keys) if keys else np.zeros(0, np.int64))
+    return _picked(s, taken, lambda h: al.held_misfits(h, on_welfare, left, kind))
 
 
 def _gain_task(s: Scored, d_worker, d_job, taken) -> int:
@@ -335,11 +347,13 @@ class ClusterHeld:
         self.held_pairs = held_pairs
         self.run = uuid.uuid4().hex[:8]
         self.calls = 0
+        self.seconds = 0.0          # spent pricing on the cluster (the rest of the certificate is here)
 
     def __bool__(self) -> bool:
         return self.held_pairs > 0
 
     def _map(self, name: str, fn, args_of):
+        t0 = time.perf_counter()
         self.calls += 1
         futures = [self.client.submit(fn, s, *args_of(p, i), key=f"matcher-{name}-{self.calls}-{p.index}-{self.run}",
                                       pure=False)
@@ -349,6 +363,7 @@ class ClusterHeld:
         finally:
             for f in futures:
                 f.release()
+            self.seconds += time.perf_counter() - t0
 
     def _added(self, results) -> al.Arcs:
         out = []
@@ -457,6 +472,8 @@ def allocate(client, engine: Engine, *, top_n: int | None = None, max_arcs: int 
     finally:
         if isinstance(held, ClusterHeld):
             held.release()
+            figures["pricing_seconds"] = round(held.seconds, 3)
+            figures["pricing_calls"] = held.calls
     plan.summary["distributed"] = figures
     return plan
 

@@ -44,6 +44,14 @@ def engine(small_world, model_path):
     return Engine.build(small_world, load(model_path)[0], POLICY)
 
 
+@pytest.fixture(scope="module")
+def one_process_csv(small_world_dir, model_path, tmp_path_factory):
+    """recommend's CSV in one process (the command, no scheduler)."""
+    out = tmp_path_factory.mktemp("one") / "recs.csv"
+    assert main(["recommend", str(small_world_dir), "--model", str(model_path), "--out", str(out)]) == 0
+    return out
+
+
 def sorted_lines(path: Path) -> list[str]:
     lines = path.read_text(encoding="utf-8").splitlines()
     return [lines[0]] + sorted(lines[1:])
@@ -97,16 +105,17 @@ def test_partitions_hold_every_job_seeker_once_in_tiles_of_townships(engine):
 
 # -- the same answers as one process ------------------------------------------------------------------
 
-def test_recommend_on_the_cluster_writes_the_same_csv_as_one_process(client, small_world_dir, model_path, tmp_path,
-                                                                     capsys):
-    one, many = tmp_path / "one.csv", tmp_path / "many.csv"
-    assert main(["recommend", str(small_world_dir), "--model", str(model_path), "--out", str(one)]) == 0
+def test_recommend_on_the_cluster_writes_the_same_csv_as_one_process(client, small_world_dir, model_path,
+                                                                     one_process_csv, tmp_path, capsys):
+    many = tmp_path / "many.csv"
+    capsys.readouterr()
     assert main(["recommend", str(small_world_dir), "--model", str(model_path), "--out", str(many),
                  "--scheduler", client.scheduler.address, "--partition-size", str(SIZE)]) == 0
-    out = capsys.readouterr().out.strip().splitlines()
-    assert out[0].split(" -> ")[0] == out[1].split(" -> ")[0]          # same counts of rows and workers
-    assert sorted_lines(many) == sorted_lines(one)
-    assert len(sorted_lines(one)) > 1000
+    one = sorted_lines(one_process_csv)
+    assert sorted_lines(many) == one
+    assert len(one) > 1000
+    workers = len({line.split(",")[0] for line in one[1:]})
+    assert capsys.readouterr().out.strip() == f"{len(one) - 1} recommendations for {workers} workers -> {many}"
 
 
 def test_allocate_on_the_cluster_covers_the_same_households_and_places_the_same_graduates(client, engine):
@@ -156,13 +165,12 @@ def test_pruned_plan_on_the_cluster_is_certified_the_same_and_within_its_bound(c
 
 # -- a worker lost mid-run -----------------------------------------------------------------------------
 
-def test_recommend_survives_a_worker_killed_mid_run(client, engine, kill_once, tmp_path):
+def test_recommend_survives_a_worker_killed_mid_run(client, engine, kill_once, one_process_csv, tmp_path):
     marker = kill_once("matcher-recommend-")
-    one, many = tmp_path / "one.csv", tmp_path / "many.csv"
-    one.write_text(engine.recommend().to_csv(index=False, lineterminator="\n"), encoding="utf-8")
+    many = tmp_path / "many.csv"
     D.recommend(client, engine.W, engine.J, engine.model, POLICY, many, size=SIZE)
     assert marker.exists()                               # a worker did die, holding a partition's rows
-    assert sorted_lines(many) == sorted_lines(one)
+    assert sorted_lines(many) == sorted_lines(one_process_csv)
 
 
 def test_pruned_plan_survives_a_worker_killed_while_pricing(client, engine, kill_once):
@@ -176,12 +184,27 @@ def test_pruned_plan_survives_a_worker_killed_while_pricing(client, engine, kill
 
 # -- the command line -----------------------------------------------------------------------------------
 
-def test_a_malformed_scheduler_is_one_line_on_stderr(small_world_dir, model_path, tmp_path, capsys):
-    out = tmp_path / "recs.csv"
-    assert main(["recommend", str(small_world_dir), "--model", str(model_path), "--out", str(out),
-                 "--scheduler", "local:0"]) == 1
+def tiny_world(directory: Path) -> Path:
+    import factories as f
+    h = f.household(household_id="H1")
+    f.write_world_rows(directory, [h], [f.worker("H1", worker_id="W1")], [f.job(job_id="J1")])
+    return directory
+
+
+@pytest.mark.parametrize("verb", ["recommend", "allocate"])
+def test_a_malformed_scheduler_is_one_line_on_stderr(verb, tmp_path, capsys):
+    out = tmp_path / "out.csv"
+    assert main([verb, str(tiny_world(tmp_path / "w")), "--out", str(out), "--scheduler", "local:0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["matcher: scheduler 'local:0': write local:N with N >= 1 worker processes"]
+    assert not out.exists()
+
+
+def test_a_partition_size_without_a_scheduler_is_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MATCHER_DASK_SCHEDULER", raising=False)
+    out = tmp_path / "out.csv"
+    assert main(["allocate", str(tiny_world(tmp_path / "w")), "--out", str(out), "--partition-size", "10"]) == 2
+    assert capsys.readouterr().err.strip() == "matcher: --partition-size needs --scheduler (or MATCHER_DASK_SCHEDULER)"
     assert not out.exists()
 
 
@@ -191,10 +214,13 @@ def test_the_environment_names_the_scheduler(monkeypatch):
     assert load_settings({}).dask_scheduler is None
 
 
-def test_one_process_never_imports_dask(small_world_dir, model_path, tmp_path):
+def test_one_process_never_imports_dask(tmp_path):
+    world = tiny_world(tmp_path / "w")
     code = ("import sys; from matcher.cli import main; "
-            f"rc = main(['recommend', {str(small_world_dir)!r}, '--model', {str(model_path)!r}, '--out', "
-            f"{str(tmp_path / 'r.csv')!r}]); "
-            "sys.exit(rc or any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
+            f"rc = main(['recommend', {str(world)!r}, '--out', {str(tmp_path / 'recs.csv')!r}]); "
+            f"rc = rc or main(['allocate', {str(world)!r}, '--out', {str(tmp_path / 'plan.csv')!r}]); "
+            "sys.exit(rc or 3 * any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules))")
     env = dict(os.environ, MATCHER_DASK_SCHEDULER="")
-    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True).returncode == 0
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "recs.csv").exists() and (tmp_path / "plan.csv").exists()
