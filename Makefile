@@ -40,7 +40,7 @@ test: setup ## Run the whole test suite (PostgreSQL tests skip when it is unreac
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup ## Run the benchmarks and rewrite their figures under bench/
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,distributed]'
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean: ## Remove the venv, the generated world, the database and trained models
