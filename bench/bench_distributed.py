@@ -43,6 +43,15 @@ sys.path.insert(0, str(HERE.parent))
 ALLOCATION_MD = HERE / "allocation.md"
 TOP_N = 20
 CORES_PER_MACHINE = 2            # machines like this one: a worker process per core
+NOTE_100X = (
+    "Not run. The one-process 100x run in bench/allocation.md took 62 min; on this shared 2-core machine the "
+    "cluster run would take most of an hour too and could not run beside other work, so it was left out. "
+    "`--scale 100` runs it (allocate, pruned, on the cluster) and sets it beside that row. Memory, expected, "
+    "not measured: the held-out pairs (7 bytes each, 949 million at 100x: 6.6 GB) stay on the Dask workers, "
+    "half each with `local:2`, beside at most about 1 GB of one chunk's features; the main process keeps the "
+    "world, the kept arcs (about 22 million) and the flow, which the one-process run held beside those 6.6 GB "
+    "in its 13.2 GiB, so about 5-6 GiB: near the 6 GiB target, with more workers the held-out share of each "
+    "falls, the main process's does not.")
 
 
 # -- one measurement (in a child process) ---------------------------------------------------------
@@ -193,68 +202,82 @@ def partition_figures(parts: list[dict]) -> dict:
     return out
 
 
-def one_process_100x() -> dict | None:
-    """bench/allocation.md's dated one-process run at 100x (pruned), from its raw figures."""
+def allocation_rows() -> dict:
+    """bench/allocation.md's dated one-process runs, by (scale, mode), from its raw figures."""
     if not ALLOCATION_MD.exists():
-        return None
+        return {}
     text = ALLOCATION_MD.read_text(encoding="utf-8")
     raw = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
-    rows = [r for r in raw if r["scale"] == 100]
+    return {(r["scale"], r["mode"]): r for r in raw}
+
+
+def one_process_100x() -> dict | None:
+    rows = [r for (scale, _), r in allocation_rows().items() if scale == 100]
     return rows[0] if rows else None
 
 
 def projection(results: dict) -> list[str]:
-    """Expected time at 100x on 8 and 32 machines, on paper, from the 10x cluster run's per-partition
-    costs and the 100x one-process run's totals."""
-    pruned = results.get("10x allocate pruned cluster")
-    base = one_process_100x()
-    if not pruned or not base:
-        return ["(needs the 10x pruned cluster run and bench/allocation.md's 100x row)"]
+    """Expected time at 100x on 8 and 32 machines, on paper: bench/allocation.md's dated one-process 100x
+    run, its parts moved to the cluster at the costs this run measured at 10x beside one process."""
+    pruned, one = results.get("10x allocate pruned cluster"), results.get("10x allocate pruned one")
+    base, dated = one_process_100x(), allocation_rows().get((10, "pruned (top 20)"))
+    if not (pruned and one and base and dated):
+        return ["(needs this run's 10x pruned plans and bench/allocation.md's 10x pruned and 100x rows)"]
     pf = partition_figures(pruned["partitions"])
-    per_pair = pf["partition_seconds_total"] / pf["pairs_total"]            # s per eligible pair, one core
-    workers_used = int(pruned.get("cluster_workers", 2))
+    # this run against the dated one: the same work (10x, pruned, one process) took `slow` times as long
+    slow = one["seconds"]["score"] / dated["seconds"]["score"]
+    # the cluster's scoring work against one process's, in the same run: partition-seconds per second
+    ratio = pf["partition_seconds_total"] / one["seconds"]["score"]
     held_10x = pruned["optimality"]["eligible_pairs"] - pruned["optimality"]["arcs"]
-    calls = max(pruned.get("pricing_calls", 0), 1)
-    price_per_pair = pruned.get("pricing_seconds", 0.0) * workers_used / (calls * max(held_10x, 1))
-    flow_10x = pruned["seconds"]["plan"] - pruned.get("pricing_seconds", 0.0)
+    workers_used = int(pruned.get("cluster_workers", 2))
+    price_per = pruned["pricing_seconds"] * workers_used / (max(pruned["pricing_calls"], 1) * held_10x) / slow
+    flow_10x = pruned["seconds"]["plan"] - pruned["pricing_seconds"]
     o = base["optimality"]
-    pairs, arcs = o["eligible_pairs"], o["arcs"]
-    held = pairs - arcs
-    calls_100 = o["certificate_rounds"] + 2            # the rounds, the welfare check, the gap bound
-    score_cpu = per_pair * pairs
-    price_cpu = price_per_pair * held * calls_100
-    flow_100 = max(base["seconds"]["allocate"] - price_cpu / 1, 0.0)   # one process priced on one core
-    serial = base["seconds"]["load"] + base["seconds"]["engine"] + flow_100
+    held = o["eligible_pairs"] - o["arcs"]
+    calls = o["certificate_rounds"] + 2                 # the rounds, the welfare check, the bound
+    score_work = ratio * base["seconds"]["score"]
+    price_work = price_per * held * calls
+    flow = max(base["seconds"]["allocate"] - price_work, 0.0)
+    serial = base["seconds"]["load"] + base["seconds"]["engine"] + flow
     lines = [
-        f"- Scoring on the cluster cost {per_pair * 1e6:.2f} s of one worker process per million eligible pairs "
-        f"at 10x ({_n(pf['pairs_total'])} pairs in {pf['partitions']} partitions, {pf['partition_seconds_total']:.0f} "
-        f"partition-seconds); 100x has {_n(pairs)} pairs: about {score_cpu / 3600:.1f} hours of one process.",
-        f"- Pricing held-out pairs cost {price_per_pair * 1e9:.1f} s per billion pair-prices at 10x; 100x holds "
-        f"out {_n(held)} pairs and priced them {calls_100} times (its {o['certificate_rounds']} rounds, the welfare "
-        f"check, the bound): about {price_cpu / 60:.0f} minutes of one process.",
+        f"This machine was shared while the run above ran: the one-process 10x pruned scoring took "
+        f"{one['seconds']['score']:.0f} s here against {dated['seconds']['score']:.1f} s in bench/allocation.md's "
+        f"run of {dated['measured']} ({slow:.1f} times as long). So the projection takes the dated 100x "
+        f"one-process run ({base['measured']}) and moves to the cluster what this run measured there, as ratios "
+        "measured side by side in the same run:",
+        "",
+        f"- Scoring: the cluster's partitions took {pf['partition_seconds_total']:.0f} partition-seconds "
+        f"(one thread each) where one process took {one['seconds']['score']:.0f} s: {ratio:.2f} of one process's "
+        f"scoring. At 100x one process scored for {base['seconds']['score']:.0f} s, so the cluster's scoring is about "
+        f"{score_work:.0f} worker-process-seconds.",
+        f"- Pricing held-out pairs: {pruned['pricing_seconds']:.1f} s over {pruned['pricing_calls']} calls on "
+        f"{workers_used} worker processes for {_n(held_10x)} held-out pairs, {price_per * 1e9:.0f} s per billion "
+        f"pair-prices at the dated machine's speed; 100x holds out {_n(held)} pairs and priced them {calls} times "
+        f"(its {o['certificate_rounds']} rounds, the welfare check, the bound): about {price_work:.0f} "
+        "worker-process-seconds.",
         f"- What stays in one process: loading the world ({base['seconds']['load']:.0f} s at 100x), building "
-        f"the engine ({base['seconds']['engine']:.0f} s) and the flow with its potentials: the 100x run's "
-        f"{base['seconds']['allocate']:.0f} s of plan less the pricing above, about {flow_100 / 60:.0f} minutes "
-        f"(at 10x the flow side took {flow_10x:.1f} s of the pruned plan's {pruned['seconds']['plan']:.1f} s).",
+        f"the engine ({base['seconds']['engine']:.0f} s), and the flow with its potentials and the plan's rows: "
+        f"the 100x run's {base['seconds']['allocate']:.0f} s of plan less its pricing, about {flow:.0f} s (at 10x "
+        f"here the flow side took {flow_10x:.1f} s of the cluster's {pruned['seconds']['plan']:.1f} s of plan).",
+        "",
+        "| machines (2 cores each) | worker processes | scoring | pricing | one process (load, engine, flow) | total |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = ["", "| machines (2 cores each) | worker processes | scoring | pricing | one process (load, engine, flow) | total |",
-            "|---:|---:|---:|---:|---:|---:|"]
-    one_total = base["seconds"]["load"] + base["seconds"]["engine"] + base["seconds"]["score"] + base["seconds"]["allocate"]
-    rows.append(f"| 1 (measured, one process) | - | {base['seconds']['score'] / 60:.0f} min | (in the plan) | "
-                f"{(base['seconds']['load'] + base['seconds']['engine'] + base['seconds']['allocate']) / 60:.0f} min | "
-                f"{one_total / 60:.0f} min |")
+    one_total = sum(base["seconds"][k] for k in ("load", "engine", "score", "allocate"))
+    lines.append(f"| 1, one process (measured {base['measured']}) | - | {base['seconds']['score'] / 60:.0f} min | "
+                 f"(in the plan) | {(one_total - base['seconds']['score']) / 60:.0f} min | {one_total / 60:.0f} min |")
     for machines in (1, 8, 32):
         n = machines * CORES_PER_MACHINE
-        s, p = score_cpu / n, price_cpu / n
-        rows.append(f"| {machines} | {n} | {s / 60:.1f} min | {p / 60:.1f} min | {serial / 60:.0f} min | "
-                    f"{(s + p + serial) / 60:.0f} min |")
-    lines += rows
-    lines += ["", f"On paper (cluster rows): each cost divided by the worker processes (1,000 seekers a partition "
-              f"gives about {base['job_seekers'] // 1000} partitions at 100x, enough for 64 processes), transfer "
-              "and the scheduler's overhead left out, so the rows are a lower bound. With 8 machines "
-              "or more the one-process part dominates: the flow over tens of millions of arcs, solved again each "
-              "round of the certificate, with its shortest-path potentials. That is what would then limit it; "
-              "a cluster cannot share it, only fewer rounds (a larger top n) or a faster solver would shorten it."]
+        sc, pr = score_work / n, price_work / n
+        lines.append(f"| {machines} | {n} | {sc / 60:.1f} min | {pr / 60:.1f} min | {serial / 60:.0f} min | "
+                     f"{(sc + pr + serial) / 60:.0f} min |")
+    lines += ["", f"On paper: each cluster cost divided by the worker processes (partitions of 1,000 seekers make "
+              f"about {base['job_seekers'] // 1000} at 100x, enough for 64 processes); the transfer of slices and "
+              "results and the scheduler's overhead are left out, so the cluster rows are lower bounds. From 8 "
+              "machines on, the one-process part is nearly all of it: the pruned flow over about 22 million arcs, "
+              "solved again each round of the certificate, with its shortest-path potentials. That is what then "
+              "limits the run; more machines cannot share it. Fewer rounds (a larger top n, which costs the flow "
+              "more arcs) or a faster flow solver would."]
     return lines
 
 
@@ -279,7 +302,10 @@ def report(results: dict, meta: dict) -> str:
     lines += ["", "`work` is the command's own work after the engine is built: for recommend the top 10 of every "
               "worker with reasons, written to the CSV; for allocate scoring plus the plan (the flow, the certificate "
               "and the plan's rows). On the cluster `scoring` is the wall time until every partition's kept arcs are "
-              "back; the main process also hosts the scheduler.", "", "## Same answers", ""]
+              "back; the main process also hosts the scheduler. The exact plan brings every pair back to the main "
+              "process as an arc (below 20 million pairs that is what an exact plan is), so its main process is "
+              "as big as one process's; pruned, the held-out pairs stay on the workers; recommend never holds more "
+              "than a partition's rows.", "", "## Same answers", ""]
     for line in meta.get("checks", []):
         lines.append(f"- {line}")
     lines += ["", "## Partitions", "",
@@ -303,7 +329,7 @@ def report(results: dict, meta: dict) -> str:
                      f"{r['memory']['biggest_process_mib']:,} MiB (one process, {base['measured'] if base else '?'}: "
                      f"{sum(base['seconds'].values()) / 60:.0f} min, {base['peak_rss_mib']:,} MiB)." if base else "")
     else:
-        lines.append(meta.get("note_100x", ""))
+        lines.append(NOTE_100X)
     lines += ["", "## Expected time at 100x on 8 and 32 machines", ""] + projection(results)
     lines += ["", "## How to repeat", "", "```sh",
               ".venv/bin/python bench/bench_distributed.py --worlds /tmp/matcher-worlds            # 10x, about 10 minutes",
@@ -391,10 +417,7 @@ def main(argv=None) -> int:
         print(f"  {r['wall_seconds']} s, biggest process {r['memory']['biggest_process_mib']} MiB", file=sys.stderr,
               flush=True)
     meta = {"date": date.today().isoformat(), "scheduler": args.scheduler, "size": args.partition_size,
-            "model": next(iter(results.values()))["model"], "checks": checks(results, args.scale),
-            "note_100x": ("Not run: at 100x the one-process run in bench/allocation.md took 62 min on this machine and "
-                          "the cluster run on the same 2 cores would take about as long; `--scale 100` runs it "
-                          "(allocate, pruned, on the cluster) and sets it beside that row.")}
+            "model": next(iter(results.values()))["model"], "checks": checks(results, args.scale)}
     text = report(results, meta)
     OUT.write_text(text, encoding="utf-8")
     print(text)
