@@ -383,6 +383,7 @@ def main(argv=None) -> int:
         text = OUT.read_text(encoding="utf-8")
         raw = json.loads(text.split("```json", 1)[1].split("```", 1)[0])
         results = {k: v | {"partitions": raw["partitions"].get(k)} for k, v in raw["results"].items()}
+        raw["meta"].pop("note_100x", None)         # written by earlier versions: the report has its own
         text = report(results, raw["meta"])
         OUT.write_text(text, encoding="utf-8")
         print(text)
