@@ -61,6 +61,17 @@ def db_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
+def stored(world, path) -> str:
+    """A SQLite store at ``path`` holding ``world``; its URL."""
+    from matcher.store import import_world, init_db, make_engine
+    url = f"sqlite:///{path}"
+    init_db(url)
+    engine = make_engine(url)
+    import_world(engine, world)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(scope="session")
 def small_world_dir(tmp_path_factory):
     """A generated world of 1,500 households (about 2,300 workers) with its referral history."""
@@ -100,7 +111,7 @@ def trained_model_dir(small_world, tmp_path_factory):
 # -- the HTTP service (tests/test_api_*.py) ------------------------------------------------------
 
 API_COUNTY, OTHER_COUNTY = "371102", "371121"
-OTHER_TOWN, OTHER_VILLAGE = "371121100", "371121100001"
+OTHER_TOWN, OTHER_VILLAGE = "371121102", "371121102201"
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +143,16 @@ def api_world():
               min_age=40, max_age=65),
     ]
     return f.world([h1, h2, h3], workers, jobs)
+
+
+def post_job_near_other_county(api) -> str:
+    """A workshop beside H-OUT (api_world's household in the other county), so W-OUT1 has an eligible job."""
+    resp = api.post("/api/v1/jobs", as_="admin", json={
+        "employer": "莒县扶贫车间", "title": "分拣工", "kind": "workshop_factory", "lat": 35.751, "lon": 118.951,
+        "county_code": OTHER_COUNTY, "town_code": OTHER_TOWN, "village_code": OTHER_VILLAGE, "slots": 3,
+        "monthly_wage": 2600})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["job_id"]
 
 
 class Api:

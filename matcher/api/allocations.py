@@ -34,6 +34,11 @@ def _plain(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
+def _empty_summary(whole: dict) -> dict:
+    """A county with no worker in the plan's world: nothing to show but how the plan was made."""
+    return {k: whole[k] for k in ("method", "model_version", "optimality", "seconds") if k in whole}
+
+
 @endpoint(bp, "", "POST", summary="Compute and store a city-wide plan", roles=("evaluator", "admin"),
           description="One plan for the whole city (SPEC section 4, `matcher allocate`), with the model in use, "
                       "stored as a snapshot. Can take a while on a large world.",
@@ -61,7 +66,7 @@ def post_allocation(body: AllocationIn):
                  {"Location": f"/api/v1/allocations/{allocation_id}"})
 
 
-@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: their county's rows only)",
+@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: their county's rows and figures only)",
           roles=("volunteer", "evaluator", "admin"), response=Allocation,
           path_params={"allocation_id": "the plan's id"})
 def get_allocation(allocation_id: int):
@@ -72,5 +77,9 @@ def get_allocation(allocation_id: int):
     plan = queries.get_allocation(runtime().engine, allocation_id, county_code=county)
     if plan is None:
         raise not_found("allocation")
+    if county is not None:
+        # the county's own figures, never the city's (its uncovered villages name other counties' people)
+        whole = plan["summary"]
+        plan["summary"] = dict(whole.get("by_county", {}).get(county) or _empty_summary(whole), note=whole.get("note"))
     audit("allocation.read", "allocation", str(allocation_id))
     return plan
