@@ -295,9 +295,10 @@ def report(results: dict, meta: dict) -> str:
     for name, r in results.items():
         scale, verb, *mode, where = name.split()
         s, m = r["seconds"], r["memory"]
+        score = f"{s['score']:.1f}" if "score" in s else "-"
         lines.append(f"| {scale} | {verb} {' '.join(mode)} | {where} | {r['wall_seconds']:.1f} | "
                      f"{s['load'] + s['engine']:.1f} | {s.get('cluster_start', 0):.1f} | {s['work']:.1f} | "
-                     f"{s.get('score', 0):.1f} | {m['biggest_process_mib']:,} | {m['main_peak_mib']:,} | "
+                     f"{score} | {m['biggest_process_mib']:,} | {m['main_peak_mib']:,} | "
                      f"{m['other_process_peak_mib']:,} | {m['tree_peak_mib']:,} |")
     lines += ["", "`work` is the command's own work after the engine is built: for recommend the top 10 of every "
               "worker with reasons, written to the CSV; for allocate scoring plus the plan (the flow, the certificate "
