@@ -43,7 +43,7 @@ from matcher.geo import haversine_km
 from matcher.ranking import RECOMMEND_COLUMNS, Engine
 
 PARTITION_SIZE = 1_000      # job seekers a partition (memory: see README, "Big worlds on a cluster")
-REACH_MARGIN_KM = 0.01      # floating-point slack on the tile's reach (JobIndex re-checks nothing here)
+REACH_MARGIN_KM = 0.01      # slack against rounding: a superset is all a tile needs (each pair is checked)
 
 
 class SchedulerError(MatcherError):

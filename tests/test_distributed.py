@@ -22,7 +22,6 @@ from matcher.cli import main                           # noqa: E402
 from matcher.model import load                         # noqa: E402
 from matcher.policy import load_policy                 # noqa: E402
 from matcher.ranking import Engine                     # noqa: E402
-from matcher.schema import load_world                  # noqa: E402
 
 POLICY = load_policy()
 SIZE = 150              # job seekers a partition: the small world makes a dozen or so
