@@ -67,6 +67,9 @@ class Me(_Out):
     role: str
     county_code: str | None
     county_name: str | None
+    display_name: str | None = Field(None, description="a signed-in person's display name (null for a token)")
+    villages: list[str] = Field(default_factory=list, description="a volunteer's villages (empty: the whole county)")
+    csrf_token: str | None = Field(None, description="with a session cookie: the X-CSRF-Token its writes need")
 
 
 class HouseholdsQuery(_In):
@@ -254,11 +257,14 @@ def _village_point(code: str | None) -> tuple[float | None, float | None]:
 
 # -- endpoints -----------------------------------------------------------------------------------
 
-@endpoint(bp, "/me", summary="Who this token is: name, role and county", roles=ROLES, response=Me, tag="pages")
+@endpoint(bp, "/me", summary="Who is asking: name, role, county and villages (and, with the session cookie, its CSRF token)", roles=ROLES, response=Me, tag="pages")
 def me():
+    from matcher.store.users import csrf_token
     tok = g.token
+    session_id = g.get("session_id")
     return {"name": tok.name, "role": tok.role, "county_code": tok.county_code,
-            "county_name": county_name(tok.county_code)}
+            "county_name": county_name(tok.county_code), "display_name": tok.display_name,
+            "villages": list(tok.villages), "csrf_token": csrf_token(session_id) if session_id else None}
 
 
 @endpoint(bp, "/households", summary="Households by county, town or village; optionally only those not yet covered",
