@@ -271,14 +271,15 @@ def db_import(obj, world_dir):
 
 @db.command("export")
 @click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--pseudonymise", is_flag=True, help="Leave out names and phone numbers: people by id only.")
 @click.pass_obj
-def db_export(obj, out_dir):
+def db_export(obj, out_dir, pseudonymise):
     """Write the stored world to OUT_DIR as the four CSV files of the data contract."""
     from matcher.store import check_schema, export_world
     engine = _store_engine(obj)
     try:
         check_schema(engine)
-        written = export_world(engine, out_dir)
+        written = export_world(engine, out_dir, pseudonymise=pseudonymise)
     finally:
         engine.dispose()
     for name, n in written.items():

@@ -11,7 +11,7 @@ import json
 import numpy as np
 from flask import Blueprint, g
 
-from matcher.api.auth import audit
+from matcher.api.auth import audit, scope_villages
 from matcher.api.errors import APIError, not_found
 from matcher.api.openapi import Reply, endpoint
 from matcher.api.runtime import runtime
@@ -32,6 +32,15 @@ def _plain(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def scoped_summary(plan: dict) -> dict:
+    """What a volunteer may see of a plan's summary: the figures of the rows in its scope (the city-wide
+    figures count households outside it)."""
+    rows = plan["rows"]
+    return {"note": plan["summary"].get("note"), "in_scope": True,
+            "households_placed": len({r["household_id"] for r in rows}), "workers_placed": len(rows),
+            "subsidy_yuan": round(sum(r["subsidy_yuan"] for r in rows), 2)}
 
 
 @endpoint(bp, "", "POST", summary="Compute and store a city-wide plan", roles=("evaluator", "admin"),
@@ -61,7 +70,7 @@ def post_allocation(body: AllocationIn):
                  {"Location": f"/api/v1/allocations/{allocation_id}"})
 
 
-@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: their county's rows only)",
+@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: the rows of their scope only, and their figures)",
           roles=("volunteer", "evaluator", "admin"), response=Allocation,
           path_params={"allocation_id": "the plan's id"})
 def get_allocation(allocation_id: int):
@@ -69,8 +78,10 @@ def get_allocation(allocation_id: int):
     county = tok.county_code if tok.role == "volunteer" else None
     if allocation_id > 2**31 - 1:
         raise not_found("allocation")
-    plan = queries.get_allocation(runtime().engine, allocation_id, county_code=county)
+    plan = queries.get_allocation(runtime().engine, allocation_id, county_code=county, villages=scope_villages())
     if plan is None:
         raise not_found("allocation")
+    if tok.role == "volunteer":
+        plan["summary"] = scoped_summary(plan)
     audit("allocation.read", "allocation", str(allocation_id))
     return plan

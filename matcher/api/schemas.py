@@ -15,8 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, OUTCOMES,
-                            SEXES, STATUSES, WANTS)
+from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, NAME_MAX,
+                            OUTCOMES, PHONE, SEXES, STATUSES, WANTS)
 
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
@@ -277,6 +277,12 @@ class Candidates(_Out):
 
 # -- people ------------------------------------------------------------------------------------
 
+PERSONAL_NOTE = "personal data: shown to the volunteer in scope and to admins only"
+PersonName = _text(NAME_MAX)
+Phone = Annotated[str, Field(pattern=f"^(?:{PHONE})$", description="a mobile 1XXXXXXXXXX (optionally +86) or a "
+                                                                   "landline 0AREA-NUMBER")]
+
+
 class HouseholdIn(_In):
     household_id: Id
     county_code: County
@@ -284,6 +290,8 @@ class HouseholdIn(_In):
     village_code: Village | None = None
     lat: Lat
     lon: Lon
+    head_name: PersonName | None = Field(None, description=f"户主姓名; {PERSONAL_NOTE}")
+    phone: Phone | None = Field(None, description=PERSONAL_NOTE)
 
 
 class Household(_Out):
@@ -293,6 +301,8 @@ class Household(_Out):
     village_code: str | None
     lat: float
     lon: float
+    head_name: str | None = Field(None, description=PERSONAL_NOTE)
+    phone: str | None = Field(None, description=PERSONAL_NOTE)
 
 
 class WorkerIn(_In):
@@ -311,6 +321,7 @@ class WorkerIn(_In):
     will_migrate: bool = False
     graduate: bool = False
     employed: bool = False
+    name: PersonName | None = Field(None, description=PERSONAL_NOTE)
 
 
 class Worker(_Out):
@@ -329,6 +340,7 @@ class Worker(_Out):
     will_migrate: bool
     graduate: bool
     employed: bool
+    name: str | None = Field(None, description=PERSONAL_NOTE)
 
 
 class ImportResult(_Out):
