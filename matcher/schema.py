@@ -425,9 +425,10 @@ def to_csv_frame(name: str, df: pd.DataFrame, *, personal: bool = True) -> pd.Da
     """
     out = {}
     for col in TABLES[name]:
-        s = df[col.name]
-        if col.name in PERSONAL.get(name, ()) and (not personal or not (s.astype(str) != "").any()):
+        if col.name in PERSONAL.get(name, ()) and (
+                not personal or col.name not in df.columns or not (df[col.name].astype(str) != "").any()):
             continue
+        s = df[col.name]
         if col.kind == "list":
             out[col.name] = s.map(";".join)
         elif col.kind == "bool":
