@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WORLD ?= world
+HOUSEHOLDS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
@@ -21,12 +22,12 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 
 setup: $(BIN)/.installed ## Make .venv and install matcher with its test tools
 
-world: setup ## Generate the default synthetic Rizhao world into ./world
-	$(BIN)/matcher generate --out $(WORLD) --seed 0
+world: setup ## Generate the default synthetic Rizhao world into ./world (HOUSEHOLDS=N for a smaller one)
+	$(BIN)/matcher generate --out $(WORLD) --seed 0 $(if $(HOUSEHOLDS),--households $(HOUSEHOLDS))
 
-import: world ## Create the database (SQLite under instance/) and import ./world
+import: world ## Create the database (SQLite under instance/) and import ./world, keeping what the service recorded
 	$(BIN)/matcher db init
-	$(BIN)/matcher db import $(WORLD)
+	$(BIN)/matcher db import $(WORLD) --keep-stored
 
 train: world ## Train the model on ./world's referrals (artifact in models/)
 	$(BIN)/matcher train $(WORLD) --out models

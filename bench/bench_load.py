@@ -180,7 +180,7 @@ def run_mix(args, spec: str, world: Path, env: dict) -> dict:
                                              "--workers", str(args.workers)],
                                   env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        ready = wait_ready(base)
+        ready = wait_ready(base, json.loads(plan_path.read_text(encoding="utf-8"))["recruiters"][0])
         per_user = rate / args.users
         if args.warmup:
             locust(base, plan_path, args.users, per_user, args.warmup, CACHE / f"warmup-{mix}", mix)

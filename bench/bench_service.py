@@ -88,11 +88,15 @@ def stop_server(server: subprocess.Popen, grace: float) -> None:
         os.killpg(server.pid, signal.SIGKILL)
 
 
-def wait_ready(base: str, timeout: float = 120) -> dict:
+def wait_ready(base: str, token: str, timeout: float = 120) -> dict:
+    """Wait for /readyz, then return the model in use (GET /api/v1/model: readiness names no version)."""
     end, last = time.time() + timeout, "no answer"
     while time.time() < end:
         try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as r:
+            with urllib.request.urlopen(base + "/readyz", timeout=2):
+                pass
+            req = urllib.request.Request(base + "/api/v1/model", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=10) as r:
                 return json.loads(r.read())
         except urllib.error.HTTPError as exc:
             last = exc.read().decode("utf-8", "replace")
@@ -171,7 +175,7 @@ def main(argv=None) -> int:
                               start_new_session=True)
     results = []
     try:
-        ready = wait_ready(base)
+        ready = wait_ready(base, tokens[0])
         with tempfile.TemporaryDirectory() as tmp:
             def script(name, households, vary_k, kbase=10):
                 path = Path(tmp) / f"{name}.lua"

@@ -772,7 +772,24 @@ def _plan(engine: Engine, a: Arcs, hh: _Households, cands: Candidates, method: s
                  "households_covered": int(covered_h.sum()),
                  "value": int(a.value.sum())}
     summary = _summary(engine, rows, uncovered, hh, covered_h, grads, cands, method, optimality, seconds)
+    summary["by_county"] = _county_summaries(engine, rows, uncovered, hh, covered_h, grads, cands, method,
+                                             optimality, seconds)
     return Allocation(rows, summary, uncovered, objective)
+
+
+def _county_summaries(engine, rows, uncovered, hh, covered_h, grads, cands, method, optimality, seconds) -> dict:
+    """The same summary for each county alone, for a volunteer of that county: nothing of another county in it."""
+    W = engine.W
+    h_county = np.empty(len(hh.ids), dtype=object)
+    h_county[hh.code] = W.county
+    out = {}
+    for county in sorted({str(c) for c in W.county if c}):
+        wmask = W.county == county
+        hmask = h_county == county
+        out[county] = _summary(engine, rows[rows["county_code"] == county],
+                               uncovered[uncovered["county_code"] == county], hh, covered_h, grads, cands, method,
+                               optimality, seconds, hmask=hmask, wmask=wmask)
+    return out
 
 
 def _uncovered(engine: Engine, hh: _Households, covered_h: np.ndarray, cands: Candidates) -> pd.DataFrame:
@@ -827,10 +844,17 @@ def _where(uncovered: pd.DataFrame, limit: int) -> list[dict]:
 
 
 def _summary(engine, rows, uncovered, hh, covered_h, grads, cands, method, optimality, seconds,
-             limit: int = 50) -> dict:
+             limit: int = 50, hmask: np.ndarray | None = None, wmask: np.ndarray | None = None) -> dict:
+    """The plan's figures; with ``hmask`` (households) and ``wmask`` (workers), those of that part alone
+    (``rows`` and ``uncovered`` then already cut to it)."""
     kinds = list(KIND_CODES)
     placed = rows["kind"].value_counts().reindex(kinds, fill_value=0)
     subsidy = rows.groupby("kind")["subsidy_yuan"].sum().reindex(kinds, fill_value=0)
+    if hmask is not None:
+        hh = _Households(hh.code, hh.ids, hh.coverable & hmask)
+        covered_h = covered_h & hmask
+    if wmask is not None:
+        grads = grads & wmask
     coverable = int(hh.coverable.sum())
     covered = int(covered_h.sum())
     reasons = uncovered["reason"].value_counts().reindex(list(UNCOVERED_REASONS), fill_value=0)

@@ -57,9 +57,36 @@ def generate(obj, out_dir, households, seed):
 
 # -- model -------------------------------------------------------------------------------------
 
-def _load_world(path):
+def _load_world(path, obj=None):
+    """The world in folder ``path``, or with no folder the store's (MATCHER_DATABASE_URL): its live data."""
     from matcher.schema import load_world
-    return load_world(path)
+    if path is not None:
+        return load_world(path)
+    from matcher.store import check_schema, read_world
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        world = read_world(engine)
+    finally:
+        engine.dispose()
+    if not len(world.workers) and not len(world.jobs):
+        raise click.ClickException("the store holds no world yet: pass a world folder, or `matcher db import DIR` "
+                                   "first")
+    return world
+
+
+def _iso_date(ctx, param, value):
+    """A --cut given as YYYY-MM-DD, else a usage error naming the option (one line, no traceback)."""
+    import datetime as dt
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+_WORLD_ARG = dict(required=False, default=None, type=click.Path(exists=True, file_okay=False))
 
 
 def _resolve_model(obj, model_path):
@@ -73,18 +100,19 @@ def _resolve_model(obj, model_path):
 
 
 @cli.command()
-@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("world_dir", **_WORLD_ARG)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Folder for the artifact and its manifest (default: models/).")
-@click.option("--cut", default=None, help="Train on referrals before this date (YYYY-MM-DD), measure on the rest "
+@click.option("--cut", default=None, callback=_iso_date, help="Train on referrals before this date (YYYY-MM-DD), measure on the rest "
               "(default: the policy's latest share).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.pass_obj
 def train(obj, world_dir, out_dir, cut, seed):
-    """Fit the model on WORLD_DIR's referrals; write MODEL_DIR/<version>.joblib and its manifest."""
+    """Fit the model on WORLD_DIR's referrals (without WORLD_DIR: the store's); write
+    MODEL_DIR/<version>.joblib and its manifest."""
     import json
     from matcher import model as m
-    world = _load_world(world_dir)
+    world = _load_world(world_dir, obj)
     with _spinner("training"):
         fitted, metrics = m.fit(world, obj.policy, cut=cut, random_state=seed)
     path = m.save(fitted, out_dir or obj.settings.models_dir, metrics=metrics, data_sha256=m.data_hash(world))
@@ -111,17 +139,17 @@ class _spinner:
 
 
 @cli.command()
-@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("world_dir", **_WORLD_ARG)
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
 @click.option("--k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
 @click.pass_obj
 def recommend(obj, world_dir, model_path, k, out_path):
-    """Top-k eligible jobs for every worker of WORLD_DIR, as CSV."""
+    """Top-k eligible jobs for every worker of WORLD_DIR (without WORLD_DIR: the store's), as CSV."""
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
-    world = _load_world(world_dir)
+    world = _load_world(world_dir, obj)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
     recs = engine.recommend(k=k, progress=True)
     _atomic_write(Path(out_path), recs.to_csv(index=False, lineterminator="\n").encode("utf-8"))
@@ -129,19 +157,19 @@ def recommend(obj, world_dir, model_path, k, out_path):
 
 
 @cli.command("allocate")
-@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("world_dir", **_WORLD_ARG)
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="plan.csv: household_id, worker_id, job_id, score, tier, subsidy_yuan.")
 @click.pass_obj
 def allocate_cmd(obj, world_dir, model_path, out_path):
-    """One city-wide plan for WORLD_DIR: graduates first, then the most households with a member in
-    work, then the most expected hires; prints its summary."""
+    """One city-wide plan for WORLD_DIR (without WORLD_DIR: the store's): graduates first, then the
+    most households with a member in work, then the most expected hires; prints its summary."""
     from matcher.allocation import PLAN_COLUMNS, allocate, format_summary
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
-    world = _load_world(world_dir)
+    world = _load_world(world_dir, obj)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
     plan = allocate(engine, reasons=False, progress=True)
     _atomic_write(Path(out_path), plan.rows[PLAN_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8"))
@@ -161,11 +189,11 @@ def _model_and_manifest(obj, model_path):
 
 
 @cli.command()
-@click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("world_dir", **_WORLD_ARG)
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model; with none, a model "
                    "is fitted on the referrals before the cut).")
-@click.option("--cut", default=None, help="Test on referrals on or after this date, YYYY-MM-DD (default: the "
+@click.option("--cut", default=None, callback=_iso_date, help="Test on referrals on or after this date, YYYY-MM-DD (default: the "
               "model's training cut, else the policy's latest share). A cut inside the model's training data is refused.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
               help="Also write report.html, its PNGs and metrics.json to this folder.")
@@ -176,10 +204,11 @@ def _model_and_manifest(obj, model_path):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap (and of a fitted model).")
 @click.pass_obj
 def evaluate(obj, world_dir, model_path, cut, report_dir, k, n_boot, seed):
-    """Measure a model on WORLD_DIR's later referrals beside the baselines; metrics JSON on stdout."""
+    """Measure a model on WORLD_DIR's later referrals (without WORLD_DIR: the store's) beside the
+    baselines; metrics JSON on stdout."""
     import json
     from matcher import evaluation as ev
-    world = _load_world(world_dir)
+    world = _load_world(world_dir, obj)
     model, manifest = _model_and_manifest(obj, model_path)
     if model is None:
         click.echo("matcher: no trained model found; fitting one on the referrals before the cut", err=True)
@@ -196,13 +225,15 @@ def evaluate(obj, world_dir, model_path, cut, report_dir, k, n_boot, seed):
 
 @cli.command()
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--world", "world_dir", type=click.Path(file_okay=False), default="world", show_default=True,
-              help="World whose later referrals both models are tested on.")
+@click.option("--world", "world_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="A world folder whose later referrals both models are tested on (default: the store's, "
+                   "MATCHER_DATABASE_URL).")
 @click.option("--models-dir", type=click.Path(file_okay=False), default=None,
               help="Folder holding the production pointer (default: MATCHER_MODELS_DIR, else models/).")
 @click.pass_obj
 def promote(obj, model_path, world_dir, models_dir):
-    """Make MODEL_PATH the production model if it passes the policy's quality gate.
+    """Make MODEL_PATH the production model if it passes the policy's quality gate, tested with the
+    production model on the store's later referrals (or --world DIR's).
 
     Refused when it is worse than production beyond [gate] auc_tolerance or
     precision_at_5_tolerance, or when a group's calibration error exceeds max_group_ece;
@@ -210,9 +241,7 @@ def promote(obj, model_path, world_dir, models_dir):
     """
     import json
     from matcher import evaluation as ev
-    if not Path(world_dir).is_dir():
-        raise click.ClickException(f"world folder {world_dir} does not exist; pass --world DIR (the world to test on)")
-    world = _load_world(world_dir)
+    world = _load_world(world_dir, obj)
     with _spinner("gate"):
         result, target = ev.promote(world, obj.policy, model_path, models_dir or obj.settings.models_dir)
     for warning in result.checks.get("warnings", []):
@@ -250,11 +279,15 @@ def db_init(obj):
 
 @db.command("import")
 @click.argument("world_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--keep-stored", is_flag=True,
+              help="Keep rows already stored with other values as they are (the service changed them since: "
+                   "hires, closed jobs) instead of refusing the import; new rows are still added.")
 @click.pass_obj
-def db_import(obj, world_dir):
+def db_import(obj, world_dir, keep_stored):
     """Validate WORLD_DIR and add it to the database in one transaction (creating the tables if needed).
 
-    Rows already stored with the same values are skipped; a stored id with other values is refused.
+    Rows already stored with the same values are skipped; a stored id with other values is refused,
+    or with --keep-stored left as stored.
     """
     from matcher.schema import load_world
     from matcher.store import import_world, init_db
@@ -262,11 +295,12 @@ def db_import(obj, world_dir):
     engine = _store_engine(obj)
     try:
         init_db(engine)
-        result = import_world(engine, world, progress=True)
+        result = import_world(engine, world, progress=True, keep_stored=keep_stored)
     finally:
         engine.dispose()
     for name, n in result.as_dict().items():
-        click.echo(f"{name}: {n['inserted']} inserted, {n['unchanged']} unchanged")
+        kept = f", {n['kept']} kept as stored" if n["kept"] else ""
+        click.echo(f"{name}: {n['inserted']} inserted, {n['unchanged']} unchanged{kept}")
 
 
 @db.command("export")

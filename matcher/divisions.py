@@ -34,6 +34,11 @@ RIZHAO_DIR = DATA_DIR / "rizhao"
 
 LAT_BOUNDS = (35.0, 36.0)
 LON_BOUNDS = (118.5, 119.7)
+# Where a household or a located job of Rizhao may lie: the city's extent (35°04'-36°04' N,
+# 118°25'-119°39' E) widened to hold every point placed here (LAT_BOUNDS, LON_BOUNDS), with about
+# 1 km to spare for the jitter of generated homes. Anything beyond is not in Rizhao.
+CITY_LAT = (34.99, 36.08)
+CITY_LON = (118.40, 119.71)
 KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LON_EQUATOR = 111.320
 
@@ -212,4 +217,19 @@ def villages() -> pd.DataFrame:
     return _villages().copy()
 
 
-__all__ = ["counties", "townships", "villages", "on_land", "offset_km", "county_radius_km", "is_urban_town"]
+@lru_cache(maxsize=1)
+def place_codes() -> dict[str, frozenset[str]]:
+    """The shipped division codes by level: ``county``, ``town``, ``village``."""
+    return {"county": frozenset(_counties()["county_code"]),
+            "town": frozenset(pd.read_csv(RIZHAO_DIR / "townships.csv", dtype=str, keep_default_na=False)["code"]),
+            "village": frozenset(pd.read_csv(RIZHAO_DIR / "villages.csv", dtype=str, keep_default_na=False)["code"])}
+
+
+def in_city(lat, lon) -> np.ndarray:
+    """True where a point lies within Rizhao's bounds (:data:`CITY_LAT`, :data:`CITY_LON`)."""
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return (lat >= CITY_LAT[0]) & (lat <= CITY_LAT[1]) & (lon >= CITY_LON[0]) & (lon <= CITY_LON[1])
+
+
+__all__ = ["place_codes", "in_city", "counties", "townships", "villages", "on_land", "offset_km", "county_radius_km", "is_urban_town"]

@@ -28,19 +28,6 @@ EDUCATION_LEVEL = {e: i for i, e in enumerate(("none", "primary", "junior", "sen
 # Rule names, in the order a volunteer would check them; used in explanations.
 RULES = ("job_open", "worker_available", "age", "functions", "physical_demand", "distance", "home_only",
          "migration", "public_welfare")
-RULE_TEXT = {
-    "job_open": "岗位已关闭或已招满",
-    "worker_available": "本人已就业、无劳动能力或不求职",
-    "age": "年龄不在岗位要求范围内",
-    "functions": "岗位需要的身体功能本人不具备",
-    "physical_demand": "岗位体力强度超出本人能力",
-    "distance": "路程超出本人可通勤范围",
-    "home_only": "本人只能居家就业",
-    "migration": "县外岗位需本人愿意外出务工",
-    "public_welfare": "公益性岗位只安置本村（镇）的残疾或大龄人员",
-}
-
-
 def place_keys(codes: np.ndarray) -> np.ndarray:
     """Division codes as int64 keys, so that pairs compare places as numbers, not strings: a code of digits
     (every valid town or village code) is its own number, an empty code is -1, anything else (never in
@@ -348,3 +335,69 @@ def explain(W: WorkerArrays, J: JobArrays, w: int, j: int, policy: Policy) -> li
     d = pair_distance(W, J, np.array([w]), np.array([j]))
     masks = rule_masks(W, J, Pairs(np.array([w]), np.array([j]), d), policy)
     return [name for name in RULES if not masks[name][0]]
+
+
+def _fmt_km(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".")
+
+
+def broken_rules(W: WorkerArrays, J: JobArrays, w: int, j: int, policy: Policy,
+                 skip: tuple[str, ...] = ()) -> list[str]:
+    """Each rule of SPEC section 3 the pair (worker row ``w``, job row ``j``) breaks, in plain words with
+    the values at fault (``age 61 is above the job's max_age 60``); empty when the pair is eligible.
+
+    The same masks as :func:`rule_masks`: these words only say which values made a mask false.
+    ``skip`` leaves out rules a caller answers otherwise (a full job or an employed worker: a conflict).
+    """
+    d = pair_distance(W, J, np.array([w]), np.array([j]))
+    masks = rule_masks(W, J, Pairs(np.array([w]), np.array([j]), d), policy)
+    kind = KIND_CODES[int(J.kind[j])]
+    out: list[str] = []
+    for rule in RULES:
+        if rule in skip or masks[rule][0]:
+            continue
+        if rule == "job_open":
+            out.append("the job is closed" if J.frame["status"].iloc[j] != "open" else
+                       f"the job is full ({int(J.frame['filled'].iloc[j])} of {int(J.frame['slots'].iloc[j])} "
+                       "slots filled)")
+        elif rule == "worker_available":
+            row = W.frame.iloc[w]
+            if row["labour_capacity"] == "none":
+                out.append("labour_capacity is none")
+            if row["wants"] != "job":
+                out.append(f"wants is {row['wants']}, not a job")
+            if bool(row["employed"]):
+                out.append("the worker is employed already")
+        elif rule == "age":
+            age = int(W.age[w])
+            if age > J.max_age[j]:
+                out.append(f"age {age} is above the job's max_age {int(J.max_age[j])}")
+            else:
+                out.append(f"age {age} is below the job's min_age {int(J.min_age[j])}")
+        elif rule == "functions":
+            lacking = [f for f in FUNCTIONS if J.requires[j] & W.lost[w] & FUNCTION_BIT[f]]
+            out.append(f"the job requires {', '.join(lacking)}, which the worker lacks")
+        elif rule == "physical_demand":
+            out.append(f"physical_demand {DEMAND_LEVELS[int(J.demand[j])]} is above the worker's limit "
+                       f"{DEMAND_LEVELS[int(W.max_demand[w])]}")
+        elif rule == "distance":
+            home = kind == "workshop_home"
+            reach = policy.commute.home_delivery_km if home else float(W.commute_km[w])
+            what = "the job's delivery reach (commute.home_delivery_km)" if home else "the worker's max_commute_km"
+            dist = "unknown" if not np.isfinite(d[0]) else f"{_fmt_km(float(d[0]))} km"
+            out.append(f"distance {dist} is beyond {what} {_fmt_km(reach)} km")
+        elif rule == "home_only":
+            out.append(f"the worker can work only at home (home_only) and the job is {kind}, not workshop_home")
+        elif rule == "migration":
+            out.append("the job is out_of_county and the worker is not willing to migrate (will_migrate false)")
+        elif rule == "public_welfare":
+            if not W.fallback[w]:
+                fb = policy.fallback
+                out.append(f"public_welfare posts are only for disabled or older workers (women {fb.women_min_age}+, "
+                           f"men {fb.men_min_age}+); the worker is {'a woman' if W.female[w] else 'a man'} of "
+                           f"{int(W.age[w])} with disability none")
+            else:
+                village = J.village[j] or ""
+                place = f"village {village}" if village else f"town {J.town[j]}"
+                out.append(f"the public_welfare post serves {place}, not the worker's")
+    return out

@@ -64,3 +64,16 @@ class NotFound(MatcherError):
 class Conflict(MatcherError):
     status = 409
     code = "conflict"
+
+
+# The bidirectional marks, overrides and isolates (U+202E...): they make text display in another order
+# than it is stored. Refused in text fields (matcher.schema, matcher.api.schemas), escaped in logs.
+BIDI_CONTROLS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+
+_UNSAFE = {i: f"\\x{i:02x}" for i in (*range(0, 32), 127)} | {c: f"\\u{c:04x}" for c in BIDI_CONTROLS}
+
+
+def loggable(text: str) -> str:
+    """Text with control and bidi characters escaped (``\\x0a``), so what a client sent cannot forge or
+    reorder a log line."""
+    return str(text).translate(_UNSAFE)

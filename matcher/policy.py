@@ -64,6 +64,10 @@ class Subsidy(_Strict):
     enterprise: int = Field(ge=0)
 
 
+class Jobs(_Strict):
+    min_monthly_wage: int = Field(ge=0)
+
+
 class Business(_Strict):
     startup_subsidy_yuan: int = Field(ge=0)
     trading_months: int = Field(ge=1)
@@ -94,6 +98,7 @@ class Policy(_Strict):
     capacity: Capacity
     disability: list[DisabilityRule]
     subsidy: Subsidy
+    jobs: Jobs
     business: Business
     ranking: Ranking
     gate: Gate

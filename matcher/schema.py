@@ -17,7 +17,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from matcher.errors import SchemaError
+from matcher.errors import BIDI_CONTROLS, SchemaError
 
 SEXES = ("F", "M")
 DISABILITIES = ("none", "visual", "hearing", "speech", "physical", "intellectual", "mental", "multiple")
@@ -138,7 +138,10 @@ def _fail(file, idx, column, message):
     raise SchemaError(message, file=file, row=int(idx) + 2 if idx is not None else None, column=column)
 
 
-_CONTROL = {chr(i) for i in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+# Control characters (tab and line breaks aside) and the bidirectional overrides and isolates (U+202E...)
+# that make text display in another order than it is stored.
+_CONTROL = ({chr(i) for i in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+            | {chr(c) for c in BIDI_CONTROLS})
 
 
 def _first(mask: np.ndarray) -> int | None:
@@ -161,7 +164,7 @@ def _parse_column(col: Column, s: pd.Series, file: str) -> pd.Series:
     ctrl = s.map(lambda v: any(ch in _CONTROL for ch in v)).to_numpy() if len(s) else np.zeros(0, bool)
     i = _first(ctrl)
     if i is not None:
-        _fail(file, i, col.name, "contains a control character")
+        _fail(file, i, col.name, "contains a control character or a bidirectional override")
 
     if col.kind == "str":
         if col.pattern is not None:
@@ -282,7 +285,26 @@ def parse_table(name: str, raw: pd.DataFrame, file: str | None = None) -> pd.Dat
     return out
 
 
+def _places_rules(df: pd.DataFrame, file: str, located: np.ndarray) -> None:
+    """Codes from the shipped Rizhao divisions, and points within the city's bounds (where ``located``)."""
+    from matcher import divisions
+    known = divisions.place_codes()
+    for column, level in (("county_code", "county"), ("town_code", "town"), ("village_code", "village")):
+        s = df[column]
+        i = _first(((s != "") & ~s.isin(known[level])).to_numpy() & located)
+        if i is not None:
+            _fail(file, i, column, f"{level} {s.iloc[i]} is not one of Rizhao's {level} codes (the shipped divisions)")
+    outside = located & df["lat"].notna().to_numpy() & ~divisions.in_city(df["lat"], df["lon"])
+    i = _first(outside)
+    if i is not None:
+        lo, la = divisions.CITY_LON, divisions.CITY_LAT
+        _fail(file, i, "lat" if not la[0] <= df["lat"].iloc[i] <= la[1] else "lon",
+              f"({df['lat'].iloc[i]}, {df['lon'].iloc[i]}) lies outside Rizhao (lat {la[0]}-{la[1]}, "
+              f"lon {lo[0]}-{lo[1]})")
+
+
 def _households_rules(df: pd.DataFrame, file: str) -> None:
+    _places_rules(df, file, np.ones(len(df), dtype=bool))
     bad = ~np.fromiter((t.startswith(c) for t, c in zip(df["town_code"], df["county_code"])), bool, len(df))
     i = _first(bad)
     if i is not None:
@@ -320,6 +342,14 @@ def _jobs_rules(df: pd.DataFrame, file: str) -> None:
     i = _first(no_loc & (df["kind"] != "out_of_county").to_numpy())
     if i is not None:
         _fail(file, i, "lat", f"is empty; only out_of_county jobs may have no location (kind {df['kind'].iloc[i]!r})")
+    # an out-of-county job lies outside the county, often outside the city: its place is not checked
+    _places_rules(df, file, (df["kind"] != "out_of_county").to_numpy())
+    for code, parent, what in (("town_code", "county_code", "county"), ("village_code", "town_code", "town")):
+        bad = ((df[code] != "") & (df[parent] != "")).to_numpy() & ~np.fromiter(
+            (c.startswith(p) for c, p in zip(df[code], df[parent])), bool, len(df))
+        i = _first(bad)
+        if i is not None:
+            _fail(file, i, code, f"{code.split('_')[0]} {df[code].iloc[i]} is not in {what} {df[parent].iloc[i]}")
     pw = (df["kind"] == "public_welfare").to_numpy()
     i = _first(pw & (df["town_code"] == "").to_numpy())
     if i is not None:

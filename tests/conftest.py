@@ -100,7 +100,7 @@ def trained_model_dir(small_world, tmp_path_factory):
 # -- the HTTP service (tests/test_api_*.py) ------------------------------------------------------
 
 API_COUNTY, OTHER_COUNTY = "371102", "371121"
-OTHER_TOWN, OTHER_VILLAGE = "371121100", "371121100001"
+OTHER_TOWN, OTHER_VILLAGE = "371121102", "371121102201"
 
 
 @pytest.fixture(scope="session")
@@ -132,6 +132,16 @@ def api_world():
               min_age=40, max_age=65),
     ]
     return f.world([h1, h2, h3], workers, jobs)
+
+
+def post_job_near_other_county(api) -> str:
+    """A workshop beside H-OUT (api_world's household in the other county), so W-OUT1 has an eligible job."""
+    resp = api.post("/api/v1/jobs", as_="admin", json={
+        "employer": "莒县扶贫车间", "title": "分拣工", "kind": "workshop_factory", "lat": 35.751, "lon": 118.951,
+        "county_code": OTHER_COUNTY, "town_code": OTHER_TOWN, "village_code": OTHER_VILLAGE, "slots": 3,
+        "monthly_wage": 2600})
+    assert resp.status_code == 201, resp.get_json()
+    return resp.get_json()["job_id"]
 
 
 class Api:

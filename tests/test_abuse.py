@@ -29,7 +29,9 @@ def _audit(api):
 # -- attempts outside scope and role are audited ---------------------------------------------------
 
 def _other_county_referral(api) -> str:
-    resp = api.post("/api/v1/referrals", as_="admin", json={"worker_id": "W-OUT1", "job_id": "J-SEW"})
+    from conftest import post_job_near_other_county
+    job_id = post_job_near_other_county(api)
+    resp = api.post("/api/v1/referrals", as_="admin", json={"worker_id": "W-OUT1", "job_id": job_id})
     return resp.get_json()["referral_id"]
 
 
@@ -127,14 +129,16 @@ def _inside_one_minute(needed: float = 5.0):
 
 
 @pytest.mark.slow
-def test_gunicorn_workers_share_one_limit_per_token_through_redis(tmp_path, prior_model_dir, redis_url):
+@pytest.mark.parametrize("shared_by", ["redis", "instance file"])
+def test_gunicorn_workers_share_one_limit_per_token(tmp_path, prior_model_dir, request, shared_by):
+    """With Redis, through Redis; on the embedded default (SQLite, no Redis), through the instance folder."""
     limit = 12
-    with run_service(tmp_path, prior_model_dir, MATCHER_REDIS_URL=redis_url,
-                     MATCHER_RATE_LIMIT=str(limit)) as (proc, port, tokens, log):
+    extra = {"MATCHER_REDIS_URL": request.getfixturevalue("redis_url")} if shared_by == "redis" else {}
+    with run_service(tmp_path, prior_model_dir, MATCHER_RATE_LIMIT=str(limit), **extra) as (proc, port, tokens, log):
         _inside_one_minute(needed=20)
         answers, pids = [], set()
         # A new connection each time, until both worker processes have answered some (the access log
-        # names the process of each request); without Redis each would allow `limit` of its own.
+        # names the process of each request); with a limit per process each would allow `limit` of its own.
         while len(answers) < 3 * limit or (len(pids) < 2 and len(answers) < 400):
             answers.append(_get(port, "/api/v1/jobs", tokens["volunteer"])[0])
             pids = set(re.findall(r"\[(\d+)\] GET /api/v1/jobs (?:200|429)", log.read_text()))
@@ -153,3 +157,35 @@ def test_a_token_revoked_with_the_cli_is_refused_by_the_running_service(tmp_path
                        capture_output=True)
         assert [_get(port, "/api/v1/jobs", tokens["volunteer"])[0] for _ in range(6)] == [401] * 6
         assert _get(port, "/api/v1/jobs", tokens["admin"])[0] == 200
+
+
+@pytest.mark.slow
+def test_requests_gunicorn_refuses_itself_get_the_error_json(tmp_path, prior_model_dir):
+    """A request line or headers too large never reach Flask: gunicorn answers them, and still as JSON."""
+    import json
+    import socket
+
+    def raw(port, request: bytes):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), dict(line.split(": ", 1) for line in head.decode().split("\r\n")[1:]), body
+
+    with run_service(tmp_path, prior_model_dir) as (proc, port, tokens, log):
+        cases = [(b"GET /api/v1/jobs?q=" + b"x" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
+                 (b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n", 431,
+                  "headers_too_large"),
+                 (b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(150)) +
+                  b"\r\n", 431, "headers_too_large"),
+                 (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request")]
+        for request, status, code in cases:
+            got, headers, body = raw(port, request)
+            assert got == status, body
+            assert headers["Content-Type"] == "application/json"
+            err = json.loads(body)["error"]
+            assert err["code"] == code and err["message"] and err["field"] is None
+        assert "x" * 100 not in log.read_text()                   # the refused line is not logged
+        assert _get(port, "/api/v1/jobs", tokens["volunteer"])[0] == 200

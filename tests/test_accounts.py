@@ -75,6 +75,7 @@ def store(sqlite_url):
 
 @pytest.mark.parametrize("kw,field", [
     ({"role": "volunteer", "login": "v.one", "password": "ten chars!"}, "county"),
+    ({"role": "volunteer", "login": "v.one", "password": "ten chars!", "county": "110101"}, "county"),
     ({"role": "volunteer", "login": "v.one", "password": "nine char", "county": "371102"}, "password"),
     ({"role": "boss", "login": "v.one", "password": "ten chars!"}, "role"),
     ({"role": "admin", "login": "有 空格", "password": "ten chars!"}, "login"),

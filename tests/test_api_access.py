@@ -23,8 +23,8 @@ def test_health_and_readiness_need_no_token(api):
     assert api.get("/healthz", as_=None).get_json() == {"status": "ok"}
     ready = api.get("/readyz", as_=None)
     assert ready.status_code == 200
-    assert ready.get_json()["status"] == "ready"
-    assert ready.get_json()["model_version"].endswith("prior-00000000")
+    assert ready.get_json() == {"status": "ready", "database": "ok", "model": "loaded"}     # no version to anyone
+    assert api.get("/api/v1/model", as_="volunteer").get_json()["model_version"].endswith("prior-00000000")
 
 
 def test_api_without_token_is_401_with_error_json(api):
@@ -136,7 +136,7 @@ def test_bodies_beyond_the_limits_are_413(tmp_path, prior_model_dir):
     api = make_api(f"sqlite:///{tmp_path / 'small.db'}", tmp_path, prior_model_dir,
                    MAX_JSON_BYTES=1000, MAX_CSV_BYTES=2000)
     big = {"employer": "x" * 190, "title": "y", "kind": "enterprise", "lat": 35.5, "lon": 119.2, "slots": 1,
-           "monthly_wage": 1, "skills": ["a" * 40] * 30}
+           "monthly_wage": 2500, "skills": ["a" * 40] * 30}
     resp = api.post("/api/v1/jobs", as_="recruiter", json=big)
     assert resp.status_code == 413
     assert error_of(resp)["code"] == "payload_too_large"
@@ -313,11 +313,21 @@ def test_batched_audit_entries_keep_their_time_and_are_all_written(tmp_path, pri
     assert all(start - dt.timedelta(seconds=1) <= e["at"] <= start + dt.timedelta(seconds=10) for e in entries)
 
 
-def test_redis_limiter_falls_back_to_this_process_when_redis_is_down():
-    from matcher.api.auth import RedisLimiter
-    lim = RedisLimiter("redis://127.0.0.1:9/0", per_minute=2)
+def test_redis_limiter_falls_back_to_the_machines_file_when_redis_is_down(tmp_path):
+    from matcher.api.auth import FileLimiter, RedisLimiter
+    lim = RedisLimiter("redis://127.0.0.1:9/0", per_minute=2, fallback=FileLimiter(tmp_path / "rl.sqlite", 2))
     assert [lim.hit("t", now=60.0), lim.hit("t", now=61.0)] == [None, None]
     assert lim.hit("t", now=62.0) == 58
+
+
+def test_the_file_limiter_is_one_window_for_every_process_of_the_machine(tmp_path):
+    """Two limiters on one file stand for two worker processes: they count together, per key and minute."""
+    from matcher.api.auth import FileLimiter
+    a, b = FileLimiter(tmp_path / "rl.sqlite", 3), FileLimiter(tmp_path / "rl.sqlite", 3)
+    assert [a.hit("t", now=60.0), b.hit("t", now=61.0), a.hit("t", now=62.0)] == [None, None, None]
+    assert b.hit("t", now=63.0) == 57 and a.hit("t", now=64.0) == 56
+    assert b.hit("other", now=64.0) is None              # another token counts apart
+    assert a.hit("t", now=120.0) is None                 # a new minute, a new window
 
 
 def test_with_redis_the_limit_is_shared_by_every_process(tmp_path, prior_model_dir, redis_url):

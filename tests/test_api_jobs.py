@@ -204,3 +204,82 @@ def test_patch_refuses_null_for_a_required_field_but_clears_a_place_code(api):
     assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "title"
     resp = api.patch("/api/v1/jobs/J-N", as_="recruiter", json={"town_code": None})
     assert resp.status_code == 200 and resp.get_json()["town_code"] is None
+
+
+def test_a_market_job_below_the_minimum_wage_is_422_and_a_welfare_post_is_not_held_to_it(api):
+    floor = api.app.extensions["matcher"].policy.jobs.min_monthly_wage
+    resp = post(api, monthly_wage=0)
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert err["field"] == "monthly_wage" and f"minimum wage of {floor} yuan" in err["message"]
+    assert post(api, monthly_wage=floor - 1).status_code == 422
+    job = post(api, monthly_wage=floor).get_json()
+    assert job["monthly_wage"] == floor
+    resp = api.patch(f"/api/v1/jobs/{job['job_id']}", as_="recruiter", json={"monthly_wage": 100})
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "monthly_wage"
+    assert api.get(f"/api/v1/jobs/{job['job_id']}", as_="recruiter").get_json()["monthly_wage"] == floor
+    welfare = post(api, as_="admin", kind="public_welfare", monthly_wage=500, village_code="371102107201",
+                   min_age=40, max_age=65)
+    assert welfare.status_code == 201
+
+
+@pytest.mark.parametrize("over,field", [
+    ({"county_code": "411747"}, "county_code"),
+    ({"county_code": "000000", "town_code": "", "village_code": ""}, "county_code"),
+    ({"town_code": "371102999"}, "town_code"),
+    ({"village_code": "371102107999"}, "village_code"),
+    ({"town_code": "371121102"}, "town_code"),              # a real town, but of another county
+    ({"lon": -84.2}, "lon"),
+    ({"lat": 39.9, "lon": 116.4}, "lat"),
+])
+def test_places_must_be_rizhaos(api, over, field):
+    over = {k: (v if v != "" else None) for k, v in over.items()}
+    resp = post(api, **over)
+    assert resp.status_code == 422, resp.get_json()
+    assert resp.get_json()["error"]["field"] == field
+    assert "Rizhao" in resp.get_json()["error"]["message"] or "is not in" in resp.get_json()["error"]["message"]
+
+
+def test_an_out_of_county_job_may_lie_anywhere(api):
+    resp = post(api, kind="out_of_county", lat=31.23, lon=121.47, county_code="310101", town_code=None)
+    assert resp.status_code == 201, resp.get_json()
+
+
+def test_households_and_volunteer_tokens_outside_rizhao_are_refused(api, tmp_path):
+    from matcher.store import TokenError, create_token, make_engine
+    resp = api.post("/api/v1/households", json={"household_id": "H-X", "county_code": "000000",
+                                                "town_code": "000000001", "lat": 35.5, "lon": 119.2})
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "county_code"
+    engine = make_engine(api.app.config["DATABASE_URL"])
+    try:
+        with pytest.raises(TokenError, match="999999 is not one of Rizhao's counties"):
+            create_token(engine, "volunteer", "someone", county="999999")
+    finally:
+        engine.dispose()
+
+
+def test_the_job_list_shows_owner_only_to_that_owner_and_admins(api):
+    mine = post(api, job_id="J-MINE").get_json()
+    assert mine["owner"] == "rec-1"
+
+    def owners(as_):
+        items = api.get("/api/v1/jobs?per_page=100", as_=as_).get_json()["items"]
+        return {j["job_id"]: j["owner"] for j in items}
+    assert owners("recruiter")["J-MINE"] == "rec-1" and owners("admin")["J-MINE"] == "rec-1"
+    for who in ("recruiter_other", "volunteer", "evaluator"):
+        listed = owners(who)
+        assert listed["J-MINE"] is None and "rec-1" not in api.get("/api/v1/jobs", as_=who).get_data(as_text=True)
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2066", "\u200f"])
+def test_bidirectional_overrides_in_text_are_refused_like_control_characters(api, char):
+    resp = post(api, title=f"缝纫{char}工")
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert err["field"] == "title" and "bidirectional override" in err["message"]
+    resp = api.post("/api/v1/import/jobs", data=(
+        "job_id,employer,title,kind,lat,lon,county_code,town_code,village_code,skills,min_age,max_age,"
+        "physical_demand,requires,slots,filled,monthly_wage,posted_on,status\n"
+        f"J-BIDI,厂,缝纫{char}工,workshop_factory,35.5,119.26,371102,371102107,,,18,60,light,,2,0,2600,2026-11-01,open\n"
+    ).encode(), content_type="text/csv")
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "title"

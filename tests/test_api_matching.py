@@ -68,3 +68,14 @@ def test_a_remembered_answer_is_dropped_when_the_store_changes(api):
     api.patch("/api/v1/jobs/J-SEW", json={"title": "新标题"})
     after = api.get("/api/v1/workers/W-A1/matches", as_="volunteer").get_json()
     assert {m["job_id"]: m["title"] for m in after["matches"]}["J-SEW"] == "新标题"
+
+
+@pytest.mark.parametrize("k", ["5.0", "+5", " 5 ", "5_0", "５", "0x5", "5e0"])
+def test_k_must_be_written_as_an_integer(api, k):
+    from urllib.parse import quote
+    resp = api.get(f"/api/v1/workers/W-A1/matches?k={quote(k)}", as_="volunteer")
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["field"] == "k"
+    resp = api.get(f"/api/v1/jobs?page={quote(k)}", as_="volunteer")
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "page"
+    assert api.get("/api/v1/workers/W-A1/matches?k=5", as_="volunteer").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,31 @@ def test_a_prior_artifact_is_used_only_when_it_is_the_loaded_one(tmp_path):
     empty.mkdir()
     api = make_api(f"sqlite:///{tmp_path / 'n.db'}", tmp_path, empty)
     assert api.get("/api/v1/households/H-A/matches", as_="volunteer").status_code == 503
+
+
+def test_reload_with_no_body_at_all_loads_the_production_model(tmp_path, prior_model_dir):
+    models = copy_models(prior_model_dir, tmp_path / "models")
+    api = make_api(f"sqlite:///{tmp_path / 'p.db'}", tmp_path, models)
+    resp = api.post("/api/v1/model/reload", as_="evaluator")
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["model_version"] == json.loads(only_manifest(models).read_text())["version"]
+    # a body that is there must still be JSON
+    resp = api.post("/api/v1/model/reload", as_="evaluator", data=b"path=x", content_type="text/plain")
+    assert resp.status_code == 415
+
+
+def test_a_reload_request_can_neither_forge_a_log_line_nor_learn_a_server_path(api, caplog):
+    import logging
+    forged = "m\n2026-12-01 10:00:00,000 INFO matcher.api forged line\u202e"
+    models_root = str(Path(api.app.config["MODELS_DIR"]).resolve())
+    with caplog.at_level(logging.DEBUG):
+        answers = [api.post("/api/v1/model/reload", as_="admin", json={"path": p})
+                   for p in (forged, "/etc/passwd", "../../elsewhere.json", "missing.json")]
+    for resp in answers:
+        assert resp.status_code == 422
+        assert models_root not in resp.get_data(as_text=True)
+        assert str(Path(api.app.config["MODELS_DIR"])) not in resp.get_data(as_text=True)
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("m\\x0a2026-12-01" in line for line in lines)        # it was logged, escaped
+    assert not any("\n" in line or "\u202e" in line for line in lines if "2026-12-01 10:00" in line)
+    assert not any(models_root in line for line in lines)

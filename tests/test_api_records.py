@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 HOUSEHOLD = {"household_id": "H-NEW", "county_code": "371102", "town_code": "371102107",
-             "village_code": "371102107001", "lat": 35.505, "lon": 119.267}
+             "village_code": "371102107202", "lat": 35.505, "lon": 119.267}
 WORKER = {"worker_id": "W-NEW", "household_id": "H-NEW", "age": 45, "sex": "F", "skills": ["缝纫", "编织"]}
 
 
@@ -59,7 +59,7 @@ def test_worker_fields_are_checked(api, over, field):
 def test_csv_import_is_whole_or_nothing_and_names_file_row_and_column(api):
     good = ("household_id,county_code,town_code,village_code,lat,lon,extra\n"
             "H-C1,371102,371102107,,35.5,119.26,ignored\n"
-            "H-C2,371102,371102107,371102107001,35.51,119.27,\n")
+            "H-C2,371102,371102107,371102107202,35.51,119.27,\n")
     resp = api.post("/api/v1/import/households", data=good.encode(), content_type="text/csv")
     assert resp.status_code == 200
     assert resp.get_json() == {"table": "households", "inserted": 2, "unchanged": 0}
@@ -135,7 +135,7 @@ def test_a_plan_is_computed_stored_and_read_by_county(api):
     assert resp.status_code == 201, resp.get_json()
     plan = resp.get_json()
     assert resp.headers["Location"].endswith(f"/api/v1/allocations/{plan['allocation_id']}")
-    assert plan["created_by"] == "eval-1" and plan["model_version"]
+    assert "created_by" not in plan and "eval-1" not in resp.get_data(as_text=True) and plan["model_version"]
     assert plan["summary"]["note"] == "周计划"
     placed = {r["worker_id"]: r["job_id"] for r in plan["rows"]}
     # W-OUT1 lives 40 km from every job; the three others each get one.
@@ -144,6 +144,13 @@ def test_a_plan_is_computed_stored_and_read_by_county(api):
     assert mine["rows"] and all(r["county_code"] == "371102" for r in mine["rows"])
     other = api.get(f"/api/v1/allocations/{plan['allocation_id']}", as_="volunteer_other").get_json()
     assert all(r["county_code"] == "371121" for r in other["rows"])
+    # the figures are each county's own: W-OUT1's household is the other county's one uncovered household
+    assert mine["summary"]["households"] == {"coverable": 2, "covered": 2, "uncovered": 0, "covered_share": 1.0}
+    assert mine["summary"]["uncovered"]["total"] == 0 and mine["summary"]["note"] == "周计划"
+    assert other["summary"]["households"]["coverable"] == 1 and other["summary"]["uncovered"]["total"] == 1
+    assert {w["county_code"] for w in other["summary"]["uncovered"]["where"]} == {"371121"}
+    assert "by_county" not in mine["summary"] and "371121" not in str(mine["summary"])
+    assert plan["summary"]["households"]["coverable"] == 3          # the evaluator sees the city
     assert api.get("/api/v1/allocations/999", as_="admin").status_code == 404
     assert api.get("/api/v1/allocations/99999999999999999999", as_="admin").status_code == 404
 

@@ -82,8 +82,10 @@ def test_a_recorded_outcome_stays_and_repeating_a_hire_takes_no_second_slot(api)
 
 
 def test_referrals_are_scoped_to_the_volunteers_county(api):
-    assert refer(api, "W-OUT1", "J-SEW").status_code == 404
-    ref = refer(api, "W-OUT1", "J-SEW", as_="volunteer_other").get_json()
+    from conftest import post_job_near_other_county
+    near = post_job_near_other_county(api)
+    assert refer(api, "W-OUT1", near).status_code == 404
+    ref = refer(api, "W-OUT1", near, as_="volunteer_other").get_json()
     assert api.get(f"/api/v1/referrals/{ref['referral_id']}", as_="volunteer").status_code == 404
     assert outcome(api, ref["referral_id"], outcome="hired").status_code == 404
     assert outcome(api, ref["referral_id"], as_="volunteer_other", outcome="hired").status_code == 200
@@ -159,3 +161,50 @@ def test_fifty_hires_race_for_five_slots_on_postgresql(pg_url, tmp_path, prior_m
         api.app.extensions["matcher"].dispose()
 
 
+
+
+def _rules_world():
+    from conftest import api_world
+    w = api_world()
+    extra = f.table("workers", [f.worker("H-A", worker_id="W-OLD", age=61, sex="M", labour_capacity="none"),
+                                f.worker("H-A", worker_id="W-HOME", age=30, home_only=True)])
+    return type(w)(w.households, __import__("pandas").concat([w.workers, extra], ignore_index=True), w.jobs,
+                   w.referrals)
+
+
+@pytest.fixture
+def rules_api(tmp_path, prior_model_dir):
+    a = make_api(f"sqlite:///{tmp_path / 'api.db'}", tmp_path, prior_model_dir, world=_rules_world())
+    yield a
+    a.app.extensions["matcher"].dispose()
+
+
+def test_referring_an_ineligible_pair_is_422_naming_each_broken_rule_with_its_values(rules_api):
+    before = rules_api.get("/api/v1/stats", as_="admin").get_json()
+    resp = refer(rules_api, "W-OLD", "J-SEW")
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert (err["code"], err["field"]) == ("ineligible", "job_id")
+    assert "age 61 is above the job's max_age 60" in err["message"]
+    assert "labour_capacity is none" in err["message"]
+    resp = refer(rules_api, "W-HOME", "J-PACK")
+    assert resp.status_code == 422
+    assert "only at home (home_only) and the job is enterprise" in resp.get_json()["error"]["message"]
+    resp = refer(rules_api, "W-A1", "J-CLEAN")       # a woman of 35: no public-welfare post for her
+    assert resp.status_code == 422
+    assert "public_welfare posts are only for disabled or older workers" in resp.get_json()["error"]["message"]
+    assert rules_api.get("/api/v1/stats", as_="admin").get_json() == before      # nothing written
+
+
+def test_a_hire_of_a_pair_no_longer_eligible_is_422_and_takes_no_slot(rules_api):
+    ref = refer(rules_api, "W-A2", "J-PACK").get_json()         # a man of 52
+    assert rules_api.patch("/api/v1/jobs/J-PACK", as_="admin", json={"max_age": 50}).status_code == 200
+    resp = outcome(rules_api, ref["referral_id"], outcome="hired")
+    assert resp.status_code == 422
+    err = resp.get_json()["error"]
+    assert (err["code"], err["field"]) == ("ineligible", "job_id")
+    assert "age 52 is above the job's max_age 50" in err["message"]
+    assert job(rules_api, "J-PACK")["filled"] == 0
+    assert rules_api.get(f"/api/v1/referrals/{ref['referral_id']}", as_="volunteer").get_json()["outcome"] is None
+    # any other outcome can still be recorded
+    assert outcome(rules_api, ref["referral_id"], outcome="rejected", reason="other", note="年龄").status_code == 200

@@ -140,3 +140,25 @@ def test_gunicorn_workers_each_see_new_jobs_and_reloads(tmp_path, prior_model_di
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_the_openapi_document_is_valid_openapi_3_0(api):
+    """As openapi-spec-validator reads it (a generated client starts from the same document)."""
+    from openapi_spec_validator import OpenAPIV30SpecValidator
+    doc = api.client.get("/openapi.json").get_json()
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in OpenAPIV30SpecValidator(doc).iter_errors()]
+    assert errors == []
+
+
+def test_docs_carry_the_pages_security_headers_and_options_answers_no_content(api):
+    for path in ("/docs", "/docs/init.js", "/openapi.json"):
+        resp = api.client.get(path)
+        assert resp.status_code == 200
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Frame-Options"] == "DENY"
+    resp = api.client.options("/openapi.json")
+    assert resp.status_code == 204 and resp.data == b"" and "Content-Type" not in resp.headers
+    assert "GET" in resp.headers["Allow"]
+    resp = api.client.options("/api/v1/jobs", headers=api.headers("volunteer"))
+    assert resp.status_code == 204 and {"GET", "POST"} <= set(resp.headers["Allow"].replace(" ", "").split(","))

@@ -159,3 +159,34 @@ def test_candidate_generation_uses_radius_not_all_jobs():
     pairs = candidate_pairs(W, J, POLICY)
     assert sorted(J.ids[pairs.j]) == sorted(j["job_id"] for j in near)
     assert np.allclose(np.sort(pairs.distance_km), np.arange(10), atol=0.05)
+
+
+def _words(worker_kw=None, job_kw=None):
+    from matcher.eligibility import broken_rules
+    h = f.household(household_id="H1")
+    w = f.worker("H1", worker_id="W1", **(worker_kw or {}))
+    j = f.job(job_id="J1", **(job_kw or {}))
+    world = f.world([h], [w], [j])
+    J = JobArrays.build(world.jobs, SkillIndex())
+    W = WorkerArrays.build(world.workers, world.households, POLICY, J.skill_index, J.words)
+    words = broken_rules(W, J, 0, 0, POLICY)
+    assert (words == []) == (explain(W, J, 0, 0, POLICY) == [])     # the same masks decide
+    return words
+
+
+@pytest.mark.parametrize("worker_kw,job_kw,expected", [
+    ({}, {}, []),
+    ({"age": 61}, {"max_age": 60}, ["age 61 is above the job's max_age 60"]),
+    ({"age": 17}, {"min_age": 18}, ["age 17 is below the job's min_age 18"]),
+    ({"disability": "visual", "disability_grade": 1}, {"requires": "sight"},
+     ["the job requires sight, which the worker lacks"]),
+    ({"labour_capacity": "partial"}, {"physical_demand": "heavy"},
+     ["physical_demand heavy is above the worker's limit medium"]),
+    ({"max_commute_km": 5}, {"lat": north(7.5)}, ["distance 7.5 km is beyond the worker's max_commute_km 5 km"]),
+    ({}, {"kind": "out_of_county", "lat": "", "lon": "", "county_code": "", "town_code": "", "village_code": ""},
+     ["the job is out_of_county and the worker is not willing to migrate (will_migrate false)"]),
+    ({"wants": "business"}, {}, ["wants is business, not a job"]),
+    ({}, {"status": "closed"}, ["the job is closed"]),
+])
+def test_broken_rules_name_each_rule_with_its_values(worker_kw, job_kw, expected):
+    assert _words(worker_kw, job_kw) == expected

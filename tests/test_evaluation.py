@@ -297,11 +297,36 @@ def test_promote_refuses_a_model_trained_on_shuffled_labels_and_accepts_a_retrai
     m.load(m.production_path(models))                       # and it loads (hash checked)
 
 
-def test_promote_without_a_world_says_so_in_one_line(model_path, tmp_path, capsys, monkeypatch):
+def test_promote_needs_only_the_path_and_tests_on_the_stores_referrals(small_world, model_path, tmp_path, capsys,
+                                                                        monkeypatch):
+    from matcher.store import import_world, init_db, make_engine
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    init_db(url)
+    engine = make_engine(url)
+    import_world(engine, small_world)
+    engine.dispose()
+    models, empty = tmp_path / "models", tmp_path / "empty"
+    models.mkdir()
+    empty.mkdir()
+    monkeypatch.chdir(empty)                      # no world folder anywhere near
+    monkeypatch.setenv("MATCHER_DATABASE_URL", url)
+    monkeypatch.setenv("MATCHER_MODELS_DIR", str(models))
+    assert main(["promote", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    checks = json.loads(out[:out.rindex("}") + 1])
+    assert checks["n_test"] == len(ev.holdout(small_world, POLICY, m.load(model_path)[0], checks["cut"]).y) > 0
+    assert (models / "production").read_text().strip() == m.manifest_path(model_path).name
+
+
+def test_promote_on_an_empty_store_says_so_in_one_line(model_path, tmp_path, capsys, monkeypatch):
+    from matcher.store import init_db
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    init_db(url)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MATCHER_DATABASE_URL", url)
     assert main(["promote", str(model_path), "--models-dir", str(tmp_path)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pass --world DIR" in err[0]
+    assert len(err) == 1 and "the store holds no world yet" in err[0]
 
 
 def test_an_unloadable_production_model_does_not_block_its_replacement(small_world_dir, model_path, tmp_path, capsys):

@@ -1,9 +1,11 @@
 """Training, the prior scorer, monotonic constraints, artifacts and their manifests."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -198,3 +200,56 @@ def test_on_the_default_world_the_model_beats_the_baselines_on_auc_and_precision
     for baseline in ("nearest_first", "skill_overlap"):
         assert hold["model"]["auc"] > hold[baseline]["auc"]
         assert hold["model"]["precision_at_5"] > hold[baseline]["precision_at_5"]
+
+
+def test_train_with_a_bad_cut_fails_with_one_line_naming_the_option(small_world_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "matcher", "train", str(small_world_dir), "--cut", "garbage",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == ["matcher: Invalid value for '--cut': expected a date YYYY-MM-DD, "
+                                               "got 'garbage'"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_train_recommend_and_allocate_read_the_store_when_no_folder_is_given(small_world, trained_model_dir,
+                                                                               tmp_path):
+    """The store is a world: a bureau runs the verbs on its live data (SPEC section 4)."""
+    import pandas as pd
+    from matcher.store import import_world, init_db, make_engine
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    init_db(url)
+    engine = make_engine(url)
+    import_world(engine, small_world)
+    engine.dispose()
+    env = {**os.environ, "MATCHER_DATABASE_URL": url}
+    models = tmp_path / "models"
+    out = subprocess.run([sys.executable, "-m", "matcher", "train", "--out", str(models)], capture_output=True,
+                         text=True, timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    artifact = Path(out.stdout.strip().splitlines()[-1])
+    assert m.read_manifest(artifact)["training_data_sha256"] == m.data_hash(small_world)
+
+    model = m.production_path(trained_model_dir)
+    recs_store, recs_dir = tmp_path / "store.csv", tmp_path / "dir.csv"
+    for args, target in ((["recommend", "--model", str(model), "--k", "3", "--out", str(recs_store)], None),
+                         (["allocate", "--model", str(model), "--out", str(tmp_path / "plan.csv")], None)):
+        out = subprocess.run([sys.executable, "-m", "matcher", *args], capture_output=True, text=True, timeout=300,
+                             env=env, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    from matcher.ranking import Engine
+    expected = Engine.build(small_world, m.load(model)[0], POLICY).recommend(k=3)
+    expected.to_csv(recs_dir, index=False, lineterminator="\n")
+    assert recs_store.read_bytes() == recs_dir.read_bytes()
+    plan = pd.read_csv(tmp_path / "plan.csv", dtype=str)
+    assert len(plan) > 0 and set(plan.worker_id) <= set(small_world.workers.worker_id)
+
+
+def test_train_on_an_empty_store_says_so_in_one_line(tmp_path):
+    from matcher.store import init_db
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    init_db(url)
+    out = subprocess.run([sys.executable, "-m", "matcher", "train"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "MATCHER_DATABASE_URL": url}, cwd=tmp_path)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines() == ["matcher: the store holds no world yet: pass a world folder, or "
+                                               "`matcher db import DIR` first"]

@@ -34,7 +34,7 @@ def engine(db_url):
 def small_world():
     """Three households, four workers, three jobs, two referrals; every optional column exercised."""
     h1, h2 = f.household(), f.household(village_code="")
-    h3 = f.household(county_code="371121", town_code="371121100", village_code="371121100201", lat=35.1, lon=118.9)
+    h3 = f.household(county_code="371121", town_code="371121102", village_code="371121102201", lat=35.1, lon=118.9)
     w1 = f.worker(h1["household_id"], skills="缝纫;农产品分拣", max_commute_km=12.5)
     w2 = f.worker(h1["household_id"], sex="M", age=52, disability="physical", disability_grade=2,
                   labour_capacity="partial", education="primary")
@@ -126,8 +126,10 @@ def test_plain_postgresql_urls_get_the_psycopg_driver():
 def test_import_inserts_every_row_of_the_files(engine):
     world = small_world()
     result = import_world(engine, world)
-    assert result.as_dict() == {"households": {"inserted": 3, "unchanged": 0}, "workers": {"inserted": 4, "unchanged": 0},
-                                "jobs": {"inserted": 3, "unchanged": 0}, "referrals": {"inserted": 2, "unchanged": 0}}
+    assert result.as_dict() == {"households": {"inserted": 3, "unchanged": 0, "kept": 0},
+                                "workers": {"inserted": 4, "unchanged": 0, "kept": 0},
+                                "jobs": {"inserted": 3, "unchanged": 0, "kept": 0},
+                                "referrals": {"inserted": 2, "unchanged": 0, "kept": 0}}
     n = counts(engine)
     assert {k: n[k] for k in WORLD_TABLES} == {"households": 3, "workers": 4, "jobs": 3, "referrals": 2}
     assert n["api_tokens"] == 0 and n["allocation_rows"] == 0
@@ -168,7 +170,7 @@ def test_reimport_adds_only_the_new_rows(engine):
     extra = f.worker(world.households.household_id[1], age=19)
     bigger = f.world([], [extra], [])
     result = import_world(engine, {"workers": bigger.workers})
-    assert result.as_dict()["workers"] == {"inserted": 1, "unchanged": 0}
+    assert result.as_dict()["workers"] == {"inserted": 1, "unchanged": 0, "kept": 0}
     assert counts(engine)["workers"] == 5
 
 

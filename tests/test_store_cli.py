@@ -134,3 +134,37 @@ def test_revoking_an_unknown_token_exits_nonzero(monkeypatch, capsys, db_url):
     code, out, err = _main(monkeypatch, capsys, db_url, "token", "revoke", "nobody")
     assert code == 1
     assert err.strip() == "matcher: no live token with name 'nobody'"
+
+
+def test_make_import_twice_keeps_a_hire_recorded_in_between(tmp_path):
+    """`make run` again on the same checkout: the world is imported again and what the service recorded stays."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    import datetime as dt
+    from matcher.store import queries
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    root = Path(__file__).resolve().parents[1]
+    bin_dir = Path(sys.executable).parent
+    url = f"sqlite:///{tmp_path / 'matcher.db'}"
+    cmd = ["make", "-s", "-C", str(root), "-o", f"{bin_dir}/.installed", "import", f"BIN={bin_dir}",
+           f"WORLD={tmp_path / 'world'}", "HOUSEHOLDS=60"]
+    env = {**__import__("os").environ, "MATCHER_DATABASE_URL": url}
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stderr
+    eng = make_engine(url)
+    world = read_world(eng)
+    job = world.jobs[(world.jobs.status == "open") & (world.jobs.filled < world.jobs.slots)].iloc[0]
+    worker = world.workers[~world.workers.employed].iloc[0]
+    queries.insert_referral(eng, "R-MAKE", worker.worker_id, job.job_id, dt.date(2026, 11, 20), None)
+    assert queries.record_outcome(eng, "R-MAKE", "hired", None, None) == "ok"
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "kept as stored" in second.stdout
+    after = read_world(eng)
+    assert bool(after.workers.set_index("worker_id").loc[worker.worker_id, "employed"]) is True
+    assert int(after.jobs.set_index("job_id").loc[job.job_id, "filled"]) == int(job.filled) + 1
+    assert "R-MAKE" in set(after.referrals.referral_id)
+    eng.dispose()

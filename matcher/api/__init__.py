@@ -113,6 +113,10 @@ def create_app(test_config: dict | None = None) -> Flask:
                     ("token=" if tok.kind == "token" else "user=") + str(tok.id) if tok else "anonymous")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Cache-Control", "no-store")
+        if request.method == "OPTIONS" and resp.status_code == 200 and not resp.get_data():
+            # Flask's automatic OPTIONS answer is an empty text/html 200: say which methods, with no body
+            resp.status_code = 204
+            del resp.headers["Content-Type"]
         return resp
 
     return app

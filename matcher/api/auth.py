@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from flask import Flask, current_app, g, request
 
@@ -24,8 +27,12 @@ from matcher.api.errors import APIError, not_found
 log = logging.getLogger("matcher.api")
 
 
+def _retry_after(window: int, now: float) -> int:
+    return max(1, math.ceil((window + 1) * 60 - now))
+
+
 class MemoryLimiter:
-    """A fixed one-minute window per key, in this process."""
+    """A fixed one-minute window per key, in this process (a Redis outage's last resort)."""
 
     def __init__(self, per_minute: int, max_keys: int = 100_000):
         self.per_minute, self.max_keys = per_minute, max_keys
@@ -46,18 +53,66 @@ class MemoryLimiter:
             while len(self._windows) > self.max_keys:
                 self._windows.popitem(last=False)
         if n > self.per_minute:
-            return max(1, math.ceil((window + 1) * 60 - now))
+            return _retry_after(window, now)
+        return None
+
+
+class FileLimiter:
+    """The same window shared by every process of this machine, in a small SQLite file of the instance folder.
+
+    The embedded default (gunicorn's workers on one machine, no Redis) then holds one limit for the
+    service, not one per process. Each request is one short write (WAL, no fsync: a counter lost in a
+    power cut costs nothing); old windows are pruned now and then. Neither Flask-Limiter nor its
+    ``limits`` storages offer a file or SQLite store, hence this class. Several machines share a limit
+    through Redis (``MATCHER_REDIS_URL``).
+    """
+
+    PRUNE_EVERY = 1000
+
+    def __init__(self, path: str | Path, per_minute: int):
+        self.path, self.per_minute = Path(path), per_minute
+        self._local = threading.local()
+        self._hits = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, window INTEGER NOT NULL, "
+                         "n INTEGER NOT NULL, PRIMARY KEY (key, window)) WITHOUT ROWID")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=OFF")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():      # a connection is never carried across a fork
+            local.conn, local.pid = self._connect(), os.getpid()
+        return local.conn
+
+    def hit(self, key: str, now: float | None = None) -> int | None:
+        now = time.time() if now is None else now
+        window = int(now // 60)
+        conn = self._conn()
+        n = conn.execute("INSERT INTO hits (key, window, n) VALUES (?, ?, 1) ON CONFLICT (key, window) "
+                         "DO UPDATE SET n = n + 1 RETURNING n", (key, window)).fetchone()[0]
+        self._hits += 1
+        if self._hits % self.PRUNE_EVERY == 0:
+            conn.execute("DELETE FROM hits WHERE window < ?", (window - 1,))
+        if n > self.per_minute:
+            return _retry_after(window, now)
         return None
 
 
 class RedisLimiter:
-    """The same window shared by every worker process through Redis; falls back to memory if Redis fails."""
+    """The same window shared by every process of every machine through Redis; on a Redis failure,
+    ``fallback`` (the machine's file limiter) counts instead."""
 
-    def __init__(self, url: str, per_minute: int):
+    def __init__(self, url: str, per_minute: int, fallback=None):
         import redis
         self.per_minute = per_minute
         self.client = redis.Redis.from_url(url, socket_timeout=0.2, socket_connect_timeout=0.2)
-        self.fallback = MemoryLimiter(per_minute)
+        self.fallback = fallback or MemoryLimiter(per_minute)
 
     def hit(self, key: str, now: float | None = None) -> int | None:
         now = time.time() if now is None else now
@@ -68,24 +123,26 @@ class RedisLimiter:
             pipe.incr(rkey)
             pipe.expire(rkey, 61)
             n = int(pipe.execute()[0])
-        except Exception as exc:  # noqa: BLE001 - any Redis failure: limit in this process instead
-            log.warning("rate limiter: Redis unavailable (%s); limiting per process", type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - any Redis failure: limit on this machine instead
+            log.warning("rate limiter: Redis unavailable (%s); limiting on this machine", type(exc).__name__)
             return self.fallback.hit(key, now)
         if n > self.per_minute:
-            return max(1, math.ceil((window + 1) * 60 - now))
+            return _retry_after(window, now)
         return None
+
+
+RATE_FILE = "ratelimit.sqlite"
 
 
 def make_limiter(app: Flask):
+    """Redis when configured (every machine), else the instance folder's file (every process of this one)."""
     per_minute = int(app.config["RATE_LIMIT_PER_MINUTE"])
     if per_minute <= 0:
         return None
+    local = FileLimiter(Path(app.config["INSTANCE_DIR"]) / RATE_FILE, per_minute)
     if app.config.get("REDIS_URL"):
-        try:
-            return RedisLimiter(app.config["REDIS_URL"], per_minute)
-        except ImportError:
-            log.warning("MATCHER_REDIS_URL is set but the redis package is missing; limiting per process")
-    return MemoryLimiter(per_minute)
+        return RedisLimiter(app.config["REDIS_URL"], per_minute, fallback=local)
+    return local
 
 
 def _bearer() -> str | None:

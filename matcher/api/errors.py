@@ -83,6 +83,12 @@ def unavailable(code: str, message: str) -> APIError:
     return APIError(503, code, message, headers={"Retry-After": "5"})
 
 
+def error_body(code: str, message: str, field: str | None = None) -> bytes:
+    """The error JSON as bytes, for answers written outside Flask (gunicorn's own refusals)."""
+    import json
+    return json.dumps({"error": {"code": code, "message": message, "field": field}}, ensure_ascii=False).encode()
+
+
 def error_response(status: int, code: str, message: str, field: str | None = None, headers: dict | None = None):
     resp = jsonify({"error": {"code": code, "message": message, "field": field}})
     resp.status_code = status

@@ -50,6 +50,15 @@ def checked_row(table: str, record: dict) -> dict:
     return rows_from_frame(table, frame)[0]
 
 
+def require_min_wage(row: dict) -> None:
+    """A market vacancy pays at least the policy's ``jobs.min_monthly_wage`` (SPEC section 6)."""
+    floor = runtime().policy.jobs.min_monthly_wage
+    if row["kind"] != "public_welfare" and row["monthly_wage"] < floor:
+        raise invalid(f"monthly_wage: {row['monthly_wage']:g} yuan is below the minimum wage of {floor} yuan a "
+                      "month (policy jobs.min_monthly_wage); public-welfare posts pay their post subsidy instead",
+                      "monthly_wage")
+
+
 def visible_job(job_id: str) -> dict:
     """The job, if this token owns it (or is an admin); otherwise 404, as if it did not exist."""
     job = queries.get_job(runtime().engine, job_id) if plausible_id(job_id) else None
@@ -69,6 +78,7 @@ def post_job(body: JobIn):
     record["posted_on"] = body.posted_on or dt.date.today()
     record.update(filled=0, status="open")
     row = checked_row("jobs", record)
+    require_min_wage(row)
     row["owner"] = g.token.name
     if not queries.insert_job(runtime().engine, row):
         raise conflict(f"job {row['job_id']!r} exists already", "job_id")
@@ -77,12 +87,16 @@ def post_job(body: JobIn):
 
 
 @endpoint(bp, "", summary="List vacancies (filters: county_code, kind, status; paginated)", roles=ROLES,
+          description="`owner` is shown to the job's owner and to admins; to everyone else it is null.",
           query=JobsQuery, response=JobPage)
 def list_jobs(query: JobsQuery):
     per_page = min(query.per_page, MAX_PAGE)
     items, total = queries.list_jobs(runtime().engine, county_code=query.county_code, kind=query.kind,
                                      status=query.status, owner=g.token.name if query.mine else None,
                                      offset=(query.page - 1) * per_page, limit=per_page)
+    for item in items:
+        if not owns(item["owner"]):
+            item["owner"] = None            # who posted a job is for its owner and admins only
     return {"items": items, "page": query.page, "per_page": per_page, "total": total}
 
 
@@ -103,6 +117,8 @@ def patch_job(job_id: str, body: JobPatch):
         raise conflict("slots cannot go below the positions already filled", "slots")
     merged = dict(job, **changes)
     row = checked_row("jobs", merged)
+    if {"monthly_wage", "kind"} & set(changes):
+        require_min_wage(row)
     values = {k: row[k] for k in changes}
     result = queries.update_job(runtime().engine, job_id, values)
     if result == "missing":

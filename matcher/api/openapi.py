@@ -83,7 +83,14 @@ def validation_error(exc: ValidationError, where: str = "body") -> APIError:
     return APIError(422, "invalid_value", text, name)
 
 
+def body_optional(model: type[BaseModel]) -> bool:
+    """A body whose every field is optional may be left out whole."""
+    return not any(f.is_required() for f in model.model_fields.values())
+
+
 def parse_body(model: type[BaseModel]) -> BaseModel:
+    if body_optional(model) and not request.mimetype and not read_body(cache=True).strip():
+        return model()              # no body at all: every field takes its default
     if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
         raise APIError(415, "unsupported_media_type", "send the body as application/json")
     raw = read_body(cache=True)
@@ -108,8 +115,19 @@ def read_csv_body() -> bytes:
     return data
 
 
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def _integer_field(info) -> bool:
+    return info.annotation is int or (getattr(info.annotation, "__args__", None) or ()) == (int, type(None))
+
+
 def parse_query(model: type[BaseModel]) -> BaseModel:
     args = {k: request.args.get(k) for k in request.args.keys() if k in model.model_fields}
+    for name, value in args.items():
+        # An integer is written as one: not 5.0, +5, " 5 " or 5_0, which a lax parse would take.
+        if _integer_field(model.model_fields[name]) and not _INTEGER.fullmatch(value):
+            raise APIError(422, "invalid_value", f"{name}: expected an integer written in digits, got {value!r}", name)
     try:
         return model.model_validate(args)
     except ValidationError as exc:
@@ -200,7 +218,8 @@ def openapi30(node):
 
     The interactive docs (swagger-ui 4, the version the swagger-ui-bundle package ships) read
     3.0 only. ``anyOf [X, null]`` becomes X with ``nullable``, ``const`` an ``enum``, numeric
-    ``exclusiveMinimum``/``exclusiveMaximum`` their 3.0 boolean form.
+    ``exclusiveMinimum``/``exclusiveMaximum`` their 3.0 boolean form; a null ``default`` on a schema
+    that is not nullable is left out.
     """
     if isinstance(node, list):
         return [openapi30(n) for n in node]
@@ -226,6 +245,10 @@ def openapi30(node):
         if isinstance(node.get(bound), (int, float)) and not isinstance(node.get(bound), bool):
             node[plain] = node.pop(bound)
             node[bound] = True
+    if "default" in node and node["default"] is None and not node.get("nullable"):
+        # a field that may be left out but not sent as null (JobPatch's): "absent" needs no default,
+        # and a null default on a non-nullable schema is invalid OpenAPI
+        del node["default"]
     if "$ref" in node and len(node) > 1:
         ref = node.pop("$ref")
         node["allOf"] = [{"$ref": ref}] + node.get("allOf", [])
@@ -296,7 +319,7 @@ def build_document(app) -> dict:
         if params:
             item["parameters"] = params
         if op.body is not None:
-            item["requestBody"] = {"required": True,
+            item["requestBody"] = {"required": not body_optional(op.body),
                                    "content": {"application/json": {"schema": schemas.ref(op.body)}}}
         if op.csv:
             item["requestBody"] = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
@@ -348,6 +371,18 @@ def build_document(app) -> dict:
 
 
 bp = Blueprint("docs", __name__)
+
+# swagger-ui styles its elements inline and draws its icons as data: images; nothing else is allowed
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+@bp.after_request
+def _docs_headers(resp):
+    resp.headers["Content-Security-Policy"] = DOCS_CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    return resp
 
 
 @bp.get("/openapi.json")

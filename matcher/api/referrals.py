@@ -13,7 +13,7 @@ import uuid
 from flask import Blueprint, g
 
 from matcher.api.auth import audit, require_scope
-from matcher.api.errors import conflict, invalid, not_found
+from matcher.api.errors import APIError, conflict, invalid, not_found
 from matcher.api.openapi import Reply, endpoint
 from matcher.api.runtime import runtime
 from matcher.api.schemas import OutcomeIn, Referral, ReferralIn, plausible_id
@@ -37,6 +37,26 @@ def _public(ref: dict) -> dict:
             "retained_6m": ref["retained_6m"]}
 
 
+def _require_eligible(worker_id: str, job_id: str, skip: tuple[str, ...]) -> None:
+    """A 422 ``ineligible`` naming each rule of SPEC section 3 the pair breaks, with its values.
+
+    The rules are the engine's own (:func:`matcher.eligibility.broken_rules`), applied to the stored rows.
+    """
+    from matcher.eligibility import JobArrays, WorkerArrays, broken_rules
+    from matcher.store.io import read_rows
+    rt = runtime()
+    workers = read_rows(rt.engine, "workers", [worker_id])
+    households = read_rows(rt.engine, "households", list(workers["household_id"]))
+    jobs = read_rows(rt.engine, "jobs", [job_id])
+    if not len(workers) or not len(jobs) or bool(workers["employed"].iloc[0]):
+        return                      # gone, or employed meanwhile: the caller's own checks answer (404, 409)
+    J = JobArrays.build(jobs)
+    W = WorkerArrays.build(workers, households, rt.policy, J.skill_index, J.words)
+    broken = broken_rules(W, J, 0, 0, rt.policy, skip=skip)
+    if broken:
+        raise APIError(422, "ineligible", "the worker is not eligible for this job: " + "; ".join(broken), "job_id")
+
+
 def _visible(referral_id: str) -> dict:
     ref = queries.get_referral(runtime().engine, referral_id) if plausible_id(referral_id) else None
     if ref is None:
@@ -46,7 +66,7 @@ def _visible(referral_id: str) -> dict:
 
 
 @endpoint(bp, "", "POST", summary="Refer a worker to a job", roles=REFERRERS, body=ReferralIn, response=Referral,
-          status=201, errors=(404, 409), response_headers={"Location": "the referral's URL"})
+          status=201, errors=(404, 409, 422), response_headers={"Location": "the referral's URL"})
 def post_referral(body: ReferralIn):
     engine = runtime().engine
     worker = queries.get_worker(engine, body.worker_id)
@@ -60,6 +80,7 @@ def post_referral(body: ReferralIn):
         raise conflict(f"job {body.job_id!r} is {'closed' if job['status'] != 'open' else 'full'}", "job_id")
     if worker["employed"]:
         raise conflict("the worker is employed already", "worker_id")
+    _require_eligible(body.worker_id, body.job_id, skip=("job_open",))
     referral_id = f"R{uuid.uuid4().hex[:16]}"
     queries.insert_referral(engine, referral_id, body.worker_id, body.job_id, dt.date.today(), g.token.name)
     audit("referral.create", "worker", body.worker_id, 201)
@@ -86,6 +107,9 @@ def patch_referral(referral_id: str, body: OutcomeIn):
         raise invalid(f"reason: is required when the outcome is {body.outcome}", "reason")
     if body.outcome != "hired" and body.retained_6m is not None:
         raise invalid("retained_6m: only a hire can be retained", "retained_6m")
+    if body.outcome == "hired" and ref["outcome"] is None:
+        # the pair must still be eligible; a full or closed job and an employed worker are conflicts (below)
+        _require_eligible(ref["worker_id"], ref["job_id"], skip=("job_open",))
     stored_reason = None
     if body.reason is not None:
         stored_reason = body.reason + (f": {body.note}" if body.note else "")

@@ -59,13 +59,22 @@ class ModelHolder:
 
     # -- loading --------------------------------------------------------------------------
 
+    def public(self, exc: ModelError) -> ModelError:
+        """The error as a client may read it and a log may hold it: the models folder named as ``models/``,
+        never by its place on the server, and control characters a client sent escaped."""
+        from matcher.errors import loggable
+        text = str(exc)
+        for root in sorted({str(self.models_dir.resolve()), str(self.models_dir)}, key=len, reverse=True):
+            text = text.replace(root + "/", "models/").replace(root, "models/")
+        return ModelError(loggable(text), field=getattr(exc, "field", None))
+
     def resolve(self, path: str | None) -> Path:
         """A requested artifact or manifest path, which must lie inside the models folder."""
         from matcher import model as m
         if not path:
             p = m.production_path(self.models_dir)
             if p is None:
-                raise ModelError(f"no model in {self.models_dir}: train one with `matcher train`")
+                raise ModelError("no model in the models folder: train one with `matcher train`")
             return Path(p)
         p = Path(path)
         if not p.is_absolute():
@@ -74,7 +83,8 @@ class ModelHolder:
         try:
             p.resolve().relative_to(root)
         except ValueError:
-            raise ModelError(f"the model must be in the models folder {root}", field="path") from None
+            raise ModelError("the model must be a file in the models folder (a path relative to it)",
+                             field="path") from None
         return p
 
     def _load(self, path: Path) -> LoadedModel:
@@ -99,20 +109,20 @@ class ModelHolder:
             self.problem = None
             log.info("model %s loaded", self.current.version)
         except ModelError as exc:
-            self.current, self.problem = None, str(exc)
-            log.error("no model loaded: %s", exc)
+            self.current, self.problem = None, str(self.public(exc))
+            log.error("no model loaded: %s", self.problem)
         self._seen = self._stat()
 
     def reload(self, path: str | None) -> LoadedModel:
         """Load and swap in an artifact; on any failure keep the model in use and raise ModelError."""
         with self._lock:
-            target = self.resolve(path)
             try:
-                loaded = self._load(target)
+                loaded = self._load(self.resolve(path))
             except ModelError as exc:
+                exc = self.public(exc)
                 log.error("model reload refused, keeping %s: %s",
                           self.current.version if self.current else "no model", exc)
-                raise
+                raise exc from None
             self.current, self.problem = loaded, None
             self._write_serving_file(loaded.path)
             log.info("model %s loaded by reload", loaded.version)
@@ -157,7 +167,8 @@ class ModelHolder:
                 self.current, self.problem = self._load(Path(path)), None
                 log.info("model %s loaded after a reload in another process", self.current.version)
             except ModelError as exc:
-                log.error("model reload in another process refused here, keeping the current one: %s", exc)
+                log.error("model reload in another process refused here, keeping the current one: %s",
+                          self.public(exc))
 
     def require(self) -> LoadedModel:
         loaded = self.current

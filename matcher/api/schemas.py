@@ -15,11 +15,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from matcher.errors import BIDI_CONTROLS
 from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, NAME_MAX,
                             OUTCOMES, PHONE, SEXES, STATUSES, WANTS)
 
-_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# Control characters (tab, newline and carriage return aside), lone surrogates, and the bidirectional
+# overrides and isolates that make text display in another order than it is stored (U+202E...).
+_BIDI = "".join(f"\\u{c:04x}" for c in BIDI_CONTROLS)
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff" + _BIDI + "]")
+NO_CONTROL = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f" + _BIDI + "]*$"
 
 
 def plausible_id(value: str) -> bool:
@@ -29,7 +33,7 @@ def plausible_id(value: str) -> bool:
 
 def _no_control(v: str) -> str:
     if _BAD_CHARS.search(v):
-        raise ValueError("contains a control character")
+        raise ValueError("contains a control character or a bidirectional override")
     return v
 
 
@@ -97,9 +101,11 @@ class Health(_Out):
 
 
 class Ready(_Out):
+    """Ready or not, and no more: which model is loaded is for tokens (GET /api/v1/model)."""
+
     status: Literal["ready"]
-    model_version: str
     database: Literal["ok"]
+    model: Literal["loaded"]
 
 
 # -- jobs --------------------------------------------------------------------------------------
@@ -417,9 +423,10 @@ class AllocationRow(_Out):
 
 
 class Allocation(_Out):
+    """A stored plan. Who computed it is in the audit log, not in the answer (no answer names a token holder)."""
+
     allocation_id: int
     created_at: dt.datetime
-    created_by: str | None
     model_version: str | None
     summary: dict
     rows: list[AllocationRow]

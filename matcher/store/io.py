@@ -43,9 +43,11 @@ class ImportResult:
 
     inserted: dict[str, int] = field(default_factory=dict)
     unchanged: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {name: {"inserted": self.inserted.get(name, 0), "unchanged": self.unchanged.get(name, 0)}
+        return {name: {"inserted": self.inserted.get(name, 0), "unchanged": self.unchanged.get(name, 0),
+                       "kept": self.kept.get(name, 0)}
                 for name in WORLD_TABLES}
 
 
@@ -146,6 +148,15 @@ def read_table(engine: Engine, name: str) -> pd.DataFrame:
         return frame_from_rows(name, _select_world_rows(conn, name))
 
 
+def read_rows(engine: Engine, name: str, ids: list[str]) -> pd.DataFrame:
+    """Some rows of a world table by id, typed as :func:`read_table` types them (ids not stored are left out)."""
+    if name not in WORLD_TABLES:
+        raise ValueError(f"unknown table {name!r}; expected one of {', '.join(WORLD_TABLES)}")
+    with engine.connect() as conn:
+        rows = sorted(_stored_rows(conn, name, list(ids)).values(), key=lambda r: r[0])
+    return frame_from_rows(name, rows)
+
+
 def read_world(engine: Engine) -> World:
     """The stored world as validated frames; referrals without an outcome yet are left out."""
     with _snapshot(engine) as conn, conn.begin():
@@ -190,26 +201,31 @@ def _stored_ids(conn: Connection, name: str, ids: list[str]) -> set[str]:
     return found
 
 
-def _split_new(conn: Connection, name: str, rows: list[dict]) -> tuple[list[dict], int]:
-    """The rows not stored yet, and how many are stored already with the same values.
+def _split_new(conn: Connection, name: str, rows: list[dict],
+               keep_stored: bool = False) -> tuple[list[dict], int, int]:
+    """The rows not stored yet, how many are stored already with the same values, and how many
+    are stored with other values and kept as stored (``keep_stored``).
 
-    Raises SchemaError at the first row whose id is stored with different values.
+    Without ``keep_stored``, raises SchemaError at the first row whose id is stored with different values.
     """
     id_name, names = ID_COLUMN[name], COLUMNS[name]
     stored = _stored_rows(conn, name, [r[id_name] for r in rows])
-    new, same = [], 0
+    new, same, kept = [], 0, 0
     for i, row in enumerate(rows):
         old = stored.get(row[id_name])
         if old is None:
             new.append(row)
             continue
         diff = [c for c, v in zip(names, old) if row[c] != v]
+        if diff and keep_stored:
+            kept += 1
+            continue
         if diff:
             raise SchemaError(f"{id_name} {row[id_name]!r} is already in the database with different values "
                               f"(in {', '.join(diff)}); refusing to overwrite it",
                               file=FILES[name], row=i + 2, column=diff[0])
         same += 1
-    return new, same
+    return new, same, kept
 
 
 def _check_references(conn: Connection, rows: Mapping[str, list[dict]]) -> None:
@@ -236,10 +252,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def import_world(engine: Engine, world: World | Mapping[str, pd.DataFrame], *,
-                 progress: bool = False) -> ImportResult:
+                 progress: bool = False, keep_stored: bool = False) -> ImportResult:
     """Add a validated world (or some of its tables) to the database in one transaction.
 
     Tables missing from a mapping count as empty, so the API can import one file at a time.
+    With ``keep_stored`` a row whose id is already stored with other values is left as stored
+    (the service changed it since: a hire, a closed job) instead of refusing the import; this is
+    how `make run` starts again on the same checkout without losing what the service recorded.
     Raises SchemaError, and leaves the database exactly as it was, when a reference points
     nowhere or an id is already stored with different values; StoreUnavailable when the database
     cannot take it (disk full, locked past its timeout, gone), likewise writing nothing.
@@ -258,7 +277,8 @@ def import_world(engine: Engine, world: World | Mapping[str, pd.DataFrame], *,
             new = {}
             for name in WORLD_TABLES:
                 current = name
-                new[name], result.unchanged[name] = _split_new(conn, name, rows[name])
+                new[name], result.unchanged[name], result.kept[name] = _split_new(conn, name, rows[name],
+                                                                                  keep_stored)
             total = sum(len(v) for v in new.values())
             with tqdm(total=total, unit="rows", desc="importing", disable=True if not progress else None,
                       leave=False) as bar:

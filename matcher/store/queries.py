@@ -321,7 +321,7 @@ def get_allocation(engine: Engine, allocation_id: int, county_code: str | None =
             conds.append(allocation_rows.c.household_id.in_(
                 sa.select(households.c.household_id).where(households.c.village_code.in_(list(villages)))))
         rows = conn.execute(sa.select(allocation_rows).where(*conds).order_by(allocation_rows.c.id)).mappings().all()
-    return {"allocation_id": head["id"], "created_at": head["created_at"], "created_by": head["created_by"],
+    return {"allocation_id": head["id"], "created_at": head["created_at"],
             "model_version": head["model_version"], "summary": json.loads(head["summary"] or "{}"),
             "rows": [{"household_id": r["household_id"], "worker_id": r["worker_id"], "job_id": r["job_id"],
                       "county_code": r["county_code"], "score": r["score"], "tier": r["tier"],

@@ -63,6 +63,11 @@ def create_token(engine: Engine, role: str, name: str, county: str | None = None
     county = (county or "").strip() or None
     if county is not None and not _COUNTY.fullmatch(county):
         raise TokenError(f"expected a 6-digit county code, got {county!r}", field="county")
+    if county is not None:
+        from matcher.divisions import place_codes
+        if county not in place_codes()["county"]:
+            raise TokenError(f"county {county} is not one of Rizhao's counties "
+                             f"({', '.join(sorted(place_codes()['county']))})", field="county")
     if role == "volunteer" and county is None:
         raise TokenError("a volunteer token needs the 6-digit code of the county it serves", field="county")
     token = secrets.token_urlsafe(32)

@@ -98,20 +98,11 @@ def _villages(villages, county: str | None) -> tuple[str, ...]:
             raise UserError(f"expected 12-digit village codes, got {code!r}", field="villages")
         if county is None or not code.startswith(county):
             raise UserError(f"village {code} is not in county {county}", field="villages")
-    known = _known_villages()
-    unknown = [c for c in codes if known and c not in known]
+    from matcher.divisions import place_codes
+    unknown = [c for c in codes if c not in place_codes()["village"]]
     if unknown:
         raise UserError(f"village {unknown[0]} is not one of Rizhao's villages", field="villages")
     return codes
-
-
-@lru_cache(maxsize=1)
-def _known_villages() -> frozenset[str]:
-    try:
-        from matcher.divisions import villages
-    except ImportError:  # pragma: no cover - the divisions ship with the package
-        return frozenset()
-    return frozenset(villages()["village_code"])
 
 
 def _info(row) -> UserInfo:
@@ -140,6 +131,11 @@ def create_user(engine: Engine, *, role: str, login: str, password: str, display
     county = (county or "").strip() or None
     if county is not None and not _COUNTY.fullmatch(county):
         raise UserError(f"expected a 6-digit county code, got {county!r}", field="county")
+    if county is not None:
+        from matcher.divisions import place_codes
+        if county not in place_codes()["county"]:
+            raise UserError(f"county {county} is not one of Rizhao's counties "
+                            f"({', '.join(sorted(place_codes()['county']))})", field="county")
     if role == "volunteer" and county is None:
         raise UserError("a volunteer needs the 6-digit code of the county it serves", field="county")
     codes = _villages(villages, county)
