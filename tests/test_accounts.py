@@ -82,7 +82,7 @@ def store(sqlite_url):
     ({"role": "admin", "login": "a", "password": "ten chars!"}, "login"),
     ({"role": "admin", "login": "ok.admin", "password": "ten chars!", "display_name": "bad\x07name"}, "display_name"),
     ({"role": "volunteer", "login": "v.one", "password": "ten chars!", "county": "371102",
-      "villages": "371121100001"}, "villages"),
+      "villages": "371121102201"}, "villages"),
     ({"role": "volunteer", "login": "v.one", "password": "ten chars!", "county": "371102",
       "villages": "371102999999"}, "villages"),
     ({"role": "volunteer", "login": "v.one", "password": "ten chars!", "county": "371102",

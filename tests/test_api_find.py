@@ -13,7 +13,7 @@ def urgency_world():
     h = lambda hid, **kw: f.household(household_id=hid, **kw)  # noqa: E731
     homes = [h("H-PLAIN"), h("H-4050"), h("H-GRAD"), h("H-IDLE-NEW"), h("H-IDLE-OLD"), h("H-IDLE-NEVER"),
              h("H-IDLE-GRAD", head_name="孙志强"), h("H-NOBODY"),
-             h("H-ELSEWHERE", county_code="371121", town_code="371121100", village_code="371121100001",
+             h("H-ELSEWHERE", county_code="371121", town_code="371121102", village_code="371121102201",
                lat=35.75, lon=118.95)]
     workers = [
         f.worker("H-PLAIN", worker_id="W-PLAIN", age=30, employed=True),

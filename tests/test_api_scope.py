@@ -24,13 +24,14 @@ def scope_world():
     homes = [f.household(household_id="H-MINE", village_code=MINE, head_name="王建国", phone="13800001111"),
              f.household(household_id="H-NEXT", village_code=NEXT, lat=35.503855, lon=119.235644,
                          head_name="李秀英", phone="0633-8221234"),
-             f.household(household_id="H-OTHER", county_code="371121", town_code="371121100",
-                         village_code="371121100001", lat=35.75, lon=118.95, head_name="赵明")]
+             f.household(household_id="H-OTHER", county_code="371121", town_code="371121102",
+                         village_code="371121102201", lat=35.75, lon=118.95, head_name="赵明")]
     workers = [f.worker("H-MINE", worker_id="W-MINE", name="王建国", age=48, sex="M", skills="缝纫"),
                f.worker("H-MINE", worker_id="W-MINE2", name="刘桂兰", age=46, skills="缝纫"),
                f.worker("H-NEXT", worker_id="W-NEXT", name="李秀英", age=44, skills="缝纫"),
                f.worker("H-OTHER", worker_id="W-OTHER", name="赵明", age=30)]
     jobs = [f.job(job_id="J-SEW", skills="缝纫", slots=5),
+            f.job(job_id="J-PACK", kind="enterprise", employer="日照食品厂", title="包装工", slots=5, monthly_wage=3200),
             f.job(job_id="J-CLEAN", kind="public_welfare", employer="陈疃镇", title="保洁员", slots=2,
                   monthly_wage=800, min_age=40, max_age=65)]
     history = [f.referral("W-MINE", "J-SEW", outcome="declined", referred_on="2026-03-01"),
@@ -75,8 +76,8 @@ RECORDS = [
     ("GET", "/api/v1/referrals/<referral_id>", "{ref:W-MINE2}", "{ref:W-NEXT}"),
 ]
 WRITES = [
-    ("POST", "/api/v1/referrals", {"worker_id": "W-MINE", "job_id": "J-CLEAN"},
-     {"worker_id": "W-NEXT", "job_id": "J-CLEAN"}),
+    ("POST", "/api/v1/referrals", {"worker_id": "W-MINE", "job_id": "J-PACK"},
+     {"worker_id": "W-NEXT", "job_id": "J-PACK"}),
     ("PATCH", "/api/v1/referrals/<referral_id>", ("{ref:W-MINE2}", {"outcome": "declined", "reason": "wage"}),
      ("{ref:W-NEXT}", {"outcome": "declined", "reason": "wage"})),
 ]
