@@ -61,6 +61,17 @@ def db_url(request, tmp_path):
     return request.getfixturevalue("pg_url")
 
 
+def stored(world, path) -> str:
+    """A SQLite store at ``path`` holding ``world``; its URL."""
+    from matcher.store import import_world, init_db, make_engine
+    url = f"sqlite:///{path}"
+    init_db(url)
+    engine = make_engine(url)
+    import_world(engine, world)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(scope="session")
 def small_world_dir(tmp_path_factory):
     """A generated world of 1,500 households (about 2,300 workers) with its referral history."""

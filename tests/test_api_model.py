@@ -141,7 +141,7 @@ def test_reload_with_no_body_at_all_loads_the_production_model(tmp_path, prior_m
 
 def test_a_reload_request_can_neither_forge_a_log_line_nor_learn_a_server_path(api, caplog):
     import logging
-    forged = "m\n2026-12-01 10:00:00,000 INFO matcher.api forged line\u202e"
+    forged = "m\n2026-12-01 10:00:00,000 INFO matcher.api forged line\r"
     models_root = str(Path(api.app.config["MODELS_DIR"]).resolve())
     with caplog.at_level(logging.DEBUG):
         answers = [api.post("/api/v1/model/reload", as_="admin", json={"path": p})
@@ -152,5 +152,5 @@ def test_a_reload_request_can_neither_forge_a_log_line_nor_learn_a_server_path(a
         assert str(Path(api.app.config["MODELS_DIR"])) not in resp.get_data(as_text=True)
     lines = [r.getMessage() for r in caplog.records]
     assert any("m\\x0a2026-12-01" in line for line in lines)        # it was logged, escaped
-    assert not any("\n" in line or "\u202e" in line for line in lines if "2026-12-01 10:00" in line)
+    assert not any("\n" in line or "\r" in line for line in lines if "2026-12-01 10:00" in line)
     assert not any(models_root in line for line in lines)

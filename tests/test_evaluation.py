@@ -299,12 +299,8 @@ def test_promote_refuses_a_model_trained_on_shuffled_labels_and_accepts_a_retrai
 
 def test_promote_needs_only_the_path_and_tests_on_the_stores_referrals(small_world, model_path, tmp_path, capsys,
                                                                         monkeypatch):
-    from matcher.store import import_world, init_db, make_engine
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    init_db(url)
-    engine = make_engine(url)
-    import_world(engine, small_world)
-    engine.dispose()
+    from conftest import stored
+    url = stored(small_world, tmp_path / "store.db")
     models, empty = tmp_path / "models", tmp_path / "empty"
     models.mkdir()
     empty.mkdir()

@@ -215,12 +215,8 @@ def test_train_recommend_and_allocate_read_the_store_when_no_folder_is_given(sma
                                                                                tmp_path):
     """The store is a world: a bureau runs the verbs on its live data (SPEC section 4)."""
     import pandas as pd
-    from matcher.store import import_world, init_db, make_engine
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    init_db(url)
-    engine = make_engine(url)
-    import_world(engine, small_world)
-    engine.dispose()
+    from conftest import stored
+    url = stored(small_world, tmp_path / "store.db")
     env = {**os.environ, "MATCHER_DATABASE_URL": url}
     models = tmp_path / "models"
     out = subprocess.run([sys.executable, "-m", "matcher", "train", "--out", str(models)], capture_output=True,
