@@ -85,6 +85,14 @@ def test_the_cookie_is_secure_over_https_and_behind_a_trusted_proxy_only(tmp_pat
     assert "Secure" not in set_cookie(sign_in(trusting.app.test_client(), headers={"X-Forwarded-Proto": "http"}))
 
 
+def test_trusting_the_proxy_is_a_setting_off_by_default():
+    from matcher.config import load_settings
+    assert load_settings({}).trust_proxy is False
+    assert load_settings({"MATCHER_TRUST_PROXY": "true"}).trust_proxy is True
+    with pytest.raises(ValueError, match="MATCHER_TRUST_PROXY"):
+        load_settings({"MATCHER_TRUST_PROXY": "perhaps"})
+
+
 def test_a_wrong_password_and_an_unknown_login_get_the_same_401(person):
     client = person.app.test_client()
     wrong = sign_in(client, password="not-the-password")
