@@ -77,7 +77,7 @@ def test_a_days_traffic_logs_no_personal_data(world_api, small_world, tmp_path, 
     # A recruiter's: post a vacancy, look at its candidates, change and close it.
     job = api.post("/api/v1/jobs", as_="recruiter", json={
         "employer": "岚山区巧手编织车间", "title": "柳编", "kind": "workshop_home", "lat": 35.1, "lon": 119.3,
-        "county_code": county, "slots": 3, "monthly_wage": 1900}).get_json()
+        "county_code": county, "slots": 3, "monthly_wage": 2000}).get_json()
     api.get(f"/api/v1/jobs/{job['job_id']}/candidates?k=20", as_="recruiter")
     api.patch(f"/api/v1/jobs/{job['job_id']}", as_="recruiter", json={"slots": 4})
     api.post(f"/api/v1/jobs/{job['job_id']}/close", as_="recruiter")
