@@ -343,14 +343,15 @@ def db_import(obj, world_dir, keep_stored):
 
 @db.command("export")
 @click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--pseudonymise", is_flag=True, help="Leave out names and phone numbers: people by id only.")
 @click.pass_obj
-def db_export(obj, out_dir):
+def db_export(obj, out_dir, pseudonymise):
     """Write the stored world to OUT_DIR as the four CSV files of the data contract."""
     from matcher.store import check_schema, export_world
     engine = _store_engine(obj)
     try:
         check_schema(engine)
-        written = export_world(engine, out_dir)
+        written = export_world(engine, out_dir, pseudonymise=pseudonymise)
     finally:
         engine.dispose()
     for name, n in written.items():
@@ -406,6 +407,81 @@ def token_revoke(obj, name, by_id):
     finally:
         engine.dispose()
     click.echo(f"revoked {n} token(s)")
+
+
+@cli.group()
+def user():
+    """Accounts for people who sign in to the pages (the store keeps only argon2 hashes of passwords)."""
+
+
+@user.command("create")
+@click.option("--role", required=True, type=click.Choice(["volunteer", "recruiter", "evaluator", "admin"]))
+@click.option("--login", required=True, help="What the person types to sign in (lower-case letters, digits, _ . @ -).")
+@click.option("--display-name", default=None, help="The name the pages greet (default: the login).")
+@click.option("--county", default=None, help="6-digit county code; required for volunteers.")
+@click.option("--villages", default=None, help="Village codes separated by ';' narrowing a volunteer's county.")
+@click.option("--generate", is_flag=True, help="Make a random password and print it alone on the last line.")
+@click.pass_obj
+def user_create(obj, role, login, display_name, county, villages, generate):
+    """Create an account. The password is read from standard input (its first line), unless --generate."""
+    import secrets
+    from matcher.store import check_schema
+    from matcher.store.users import create_user
+    if generate:
+        password = secrets.token_urlsafe(12)
+    else:
+        stdin = click.get_text_stream("stdin")
+        if stdin.isatty():
+            password = click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+        else:
+            password = stdin.readline().rstrip("\r\n")
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        info = create_user(engine, role=role, login=login, password=password, display_name=display_name,
+                           county=county, villages=villages or ())
+    finally:
+        engine.dispose()
+    scope = f", county {info.county_code}" if info.county_code else ""
+    scope += f", villages {';'.join(info.villages)}" if info.villages else ""
+    click.echo(f"user {info.login} ({info.role}{scope}) created")
+    if generate:
+        click.echo("password (store it now, it is not shown again):")
+        click.echo(password)
+
+
+@user.command("disable")
+@click.argument("login")
+@click.pass_obj
+def user_disable(obj, login):
+    """Disable LOGIN's account and end its sessions at once, in every service process."""
+    from matcher.store import check_schema
+    from matcher.store.users import disable_user
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        info = disable_user(engine, login)
+    finally:
+        engine.dispose()
+    click.echo(f"user {info.login} disabled; its sessions are ended")
+
+
+@user.command("list")
+@click.pass_obj
+def user_list(obj):
+    """Every account: login, role, county, villages, state, display name (tab-separated)."""
+    from matcher.store import check_schema
+    from matcher.store.users import list_users
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        rows = list_users(engine)
+    finally:
+        engine.dispose()
+    click.echo("login\trole\tcounty\tvillages\tstate\tdisplay_name")
+    for u in rows:
+        click.echo("\t".join([u.login, u.role, u.county_code or "", ";".join(u.villages),
+                              "disabled" if u.disabled else "active", u.display_name]))
 
 
 # -- service -----------------------------------------------------------------------------------
