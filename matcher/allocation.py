@@ -227,9 +227,7 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
     rows = np.flatnonzero(W.available)
     eligible = np.zeros(len(W), np.int64)
     market = np.zeros(len(W), np.int64)
-    quota = (np.zeros(len(J), np.int64) if job_quota is None
-             else np.ceil(job_quota * np.maximum(J.free, 0)).astype(np.int64) + JOB_EXTRA)
-    quota[J.kind == WELFARE] = 0        # a welfare arc is kept only with all of its worker's market arcs
+    quota = job_quotas(J, job_quota)
     parts: list[Arcs] = []
     held: list[Held] = []
     pool = Arcs.concat([])
@@ -285,6 +283,15 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
                       scale, time.perf_counter() - t0)
 
 
+def job_quotas(J, job_quota: float | None = JOB_QUOTA) -> np.ndarray:
+    """Per job row: how many of its best workers a pruned flow keeps (none for welfare posts: a welfare
+    arc is kept only with all of its worker's market arcs; none at all when ``job_quota`` is None)."""
+    quota = (np.zeros(len(J), np.int64) if job_quota is None
+             else np.ceil(job_quota * np.maximum(J.free, 0)).astype(np.int64) + JOB_EXTRA)
+    quota[J.kind == WELFARE] = 0
+    return quota
+
+
 def scoring_threads() -> int:
     """Threads for the model over every eligible pair: the cores this process may use. The plan is a batch
     job of millions of rows a call, where an OpenMP team pays for itself (unlike one household's call)."""
@@ -304,13 +311,16 @@ def _engine_order(engine: Engine, arcs: Arcs) -> Arcs:
 
 def _best_per_job(arcs: Arcs, quota: np.ndarray) -> Arcs:
     """Each job's best ``quota[job]`` arcs by value."""
-    if not len(arcs):
-        return arcs
+    return arcs.take(best_per_job(arcs, quota)) if len(arcs) else arcs
+
+
+def best_per_job(arcs: Arcs, quota: np.ndarray) -> np.ndarray:
+    """Indices (ascending) of each job's best ``quota[job]`` arcs by value, the lower worker row on ties."""
     o = np.lexsort((arcs.w, -arcs.value, arcs.j))
     j = arcs.j[o]
     start = np.r_[True, j[1:] != j[:-1]]
     rank = np.arange(len(o)) - np.maximum.accumulate(np.where(start, np.arange(len(o)), 0))
-    return arcs.take(np.sort(o[rank < quota[j]]))
+    return np.sort(o[rank < quota[j]])
 
 
 def _prune(arcs: Arcs, top_n: int) -> tuple[Arcs, Arcs]:
@@ -530,27 +540,15 @@ class _Network:
         d_job[self.jobs] = d[self.j_node]
         return d_worker, d_job
 
-    def violations(self, chosen: np.ndarray, held: list["Held"], per_worker: int, levels: int = 3) -> Arcs:
+    def violations(self, chosen: np.ndarray, held: "HeldOut", per_worker: int, levels: int = 3) -> Arcs:
         """Held-out pairs whose reduced cost under the potentials is negative (the only pairs that could
         improve the plan), at most ``per_worker`` a worker, the most negative first, taken out of ``held``.
         None: the plan is optimal over every eligible pair (LP duality: the potentials stay feasible once
         the held-out arcs are added). The arcs carry no score yet (NaN): see :func:`_fill_scores`."""
         d_worker, d_job = self.row_potentials(chosen, levels)
-        out = []
-        for part in held:
-            w = part.w
-            reduced = d_worker[w] - d_job[part.j] - (part.value if levels == 3 else 0)
-            bad = np.flatnonzero(~part.taken & (reduced < 0))
-            if not len(bad):
-                continue
-            bad = bad[np.lexsort((reduced[bad], w[bad]))]
-            wb = w[bad]
-            start = np.r_[True, wb[1:] != wb[:-1]]
-            rank = np.arange(len(bad)) - np.maximum.accumulate(np.where(start, np.arange(len(bad)), 0))
-            out.append(part.bring_back(np.sort(bad[rank < per_worker]), w))
-        return Arcs.concat(out)
+        return held.violations(d_worker, d_job, per_worker, levels)
 
-    def welfare_misfits(self, chosen: np.ndarray, held: list["Held"]) -> Arcs:
+    def welfare_misfits(self, chosen: np.ndarray, held: "HeldOut") -> Arcs:
         """Held-out market pairs, with a slot still free in the plan, of workers the plan puts on a welfare
         post (pairs added back for coverage can do that; the flow moves them once the pairs are arcs)."""
         J = self.engine.J
@@ -558,26 +556,72 @@ class _Network:
         on_welfare = np.zeros(len(self.engine.W), bool)
         on_welfare[a.w[J.kind[a.j] == WELFARE]] = True
         left = J.free - np.bincount(a.j, minlength=len(J))
-        out = []
-        if on_welfare.any():
-            for part in held:
-                w = part.w
-                bad = np.flatnonzero(~part.taken & on_welfare[w] & (J.kind[part.j] != WELFARE) & (left[part.j] > 0))
-                if len(bad):
-                    out.append(part.bring_back(bad, w))
-        return Arcs.concat(out)
+        return held.misfits(on_welfare, left, J.kind) if on_welfare.any() else Arcs.concat([])
 
-    def value_gap(self, chosen: np.ndarray, held: list["Held"]) -> int:
+    def value_gap(self, chosen: np.ndarray, held: "HeldOut") -> int:
         """An upper bound on how much value (expected hires times scale) a plan with the same graduates
         and households could add over this one: under feasible potentials a worker can gain at most the
         most negative reduced cost among its held-out pairs, for it takes one job."""
         d_worker, d_job = self.row_potentials(chosen, 3)
-        worst = np.zeros(len(self.engine.W), np.int64)
-        for part in held:
+        return held.gain(d_worker, d_job)
+
+
+# -- pricing held-out pairs, one part at a time (here, or on a cluster: matcher.distributed) --
+
+def held_violations(part: Held, d_worker: np.ndarray, d_job: np.ndarray, per_worker: int, levels: int) -> np.ndarray:
+    """Indices of ``part``'s pairs, not yet taken, of negative reduced cost under the potentials (by the
+    part's worker and job rows), at most ``per_worker`` a worker, the most negative first."""
+    w = part.w
+    reduced = d_worker[w] - d_job[part.j] - (part.value if levels == 3 else 0)
+    bad = np.flatnonzero(~part.taken & (reduced < 0))
+    if not len(bad):
+        return bad
+    bad = bad[np.lexsort((reduced[bad], w[bad]))]
+    wb = w[bad]
+    start = np.r_[True, wb[1:] != wb[:-1]]
+    rank = np.arange(len(bad)) - np.maximum.accumulate(np.where(start, np.arange(len(bad)), 0))
+    return np.sort(bad[rank < per_worker])
+
+
+def held_misfits(part: Held, on_welfare: np.ndarray, left: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Indices of ``part``'s market pairs, not yet taken, of workers on a welfare post, to jobs with a
+    slot left (``on_welfare``, ``left``, ``kind``: by the part's worker and job rows)."""
+    w = part.w
+    return np.flatnonzero(~part.taken & on_welfare[w] & (kind[part.j] != WELFARE) & (left[part.j] > 0))
+
+
+def held_gain(part: Held, d_worker: np.ndarray, d_job: np.ndarray) -> int:
+    """What ``part``'s workers could add at most: each its most negative held-out reduced cost (a part
+    holds every held-out pair of its workers, so the parts' gains add up)."""
+    if not len(part):
+        return 0
+    reduced = np.where(part.taken, 0, d_worker[part.w] - d_job[part.j] - part.value.astype(np.int64))
+    worst = np.minimum(np.minimum.reduceat(reduced, np.r_[0, np.cumsum(part.counts)[:-1]]), 0)
+    return int(-worst.sum())
+
+
+class HeldOut:
+    """The held-out pairs of a pruned flow, priced in this process, part by part
+    (:class:`matcher.distributed.ClusterHeld` does the same on a Dask cluster, partition by partition)."""
+
+    def __init__(self, parts: list[Held]):
+        self.parts = [replace(h, taken=h.taken.copy()) for h in parts if len(h)]
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def violations(self, d_worker, d_job, per_worker: int, levels: int) -> Arcs:
+        out = []
+        for part in self.parts:
             w = part.w
-            reduced = np.where(part.taken, 0, d_worker[w] - d_job[part.j] - part.value)
-            np.minimum.at(worst, w, reduced)
-        return int(-worst.sum())
+            out.append(part.bring_back(held_violations(part, d_worker, d_job, per_worker, levels), w))
+        return Arcs.concat(out)
+
+    def misfits(self, on_welfare, left, kind) -> Arcs:
+        return Arcs.concat([p.bring_back(held_misfits(p, on_welfare, left, kind), p.w) for p in self.parts])
+
+    def gain(self, d_worker, d_job) -> int:
+        return sum(held_gain(p, d_worker, d_job) for p in self.parts)
 
 
 
@@ -679,9 +723,12 @@ class Allocation:
 def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int | None = None,
              max_arcs: int = DEFAULT_MAX_ARCS, scale: int = DEFAULT_SCALE, value_rounds: int = VALUE_ROUNDS,
              per_worker: int = ADD_PER_WORKER, reasons: bool = True, progress: bool = False,
-             prices: bool = False) -> Allocation:
+             held: HeldOut | None = None, prices: bool = False) -> Allocation:
     """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate), with
     ``prices``, each job's price of one more slot too (:meth:`_Network.slot_prices`, ``Allocation.prices``).
+
+    ``held`` prices the pairs held out of the flow (default: ``candidates.held``, in this process;
+    :func:`matcher.distributed.allocate` passes a cluster's).
 
     When pairs were held out (pruning), up to ``value_rounds`` rounds add the held-out pairs that could
     raise any level, then rounds add those that could raise graduates or households until none is left:
@@ -695,7 +742,7 @@ def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int
     arcs = cands.arcs
     net = _Network(engine, arcs, hh)
     chosen = net.solve()
-    held = [replace(h, taken=h.taken.copy()) for h in cands.held]
+    held = held if held is not None else HeldOut(cands.held)
     rounds = {3: 0, 2: 0}
     added = 0
     certified = {3: not held, 2: not held}

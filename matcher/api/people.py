@@ -54,7 +54,7 @@ def worker_matches(worker_id: str, query: MatchesQuery):
     worker = queries.get_worker(runtime().engine, worker_id) if plausible_id(worker_id) else None
     if worker is None:
         raise not_found("worker")
-    require_scope(worker["county_code"], "worker", worker_id)
+    require_scope(worker["county_code"], "worker", worker_id, village_code=worker["village_code"])
     runtime().models.require()
     out = matching.worker_matches(worker_id, min(query.k, MAX_K), query.order)
     audit("worker.matches", "worker", worker_id)
@@ -68,7 +68,7 @@ def household_matches(household_id: str, query: MatchesQuery):
     household = queries.get_household(runtime().engine, household_id) if plausible_id(household_id) else None
     if household is None:
         raise not_found("household")
-    require_scope(household["county_code"], "household", household_id)
+    require_scope(household["county_code"], "household", household_id, village_code=household["village_code"])
     runtime().models.require()
     out = matching.household_matches(household_id, min(query.k, MAX_K), query.order)
     audit("household.matches", "household", household_id)

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from matcher.errors import BIDI_CONTROLS
-from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, OUTCOMES,
-                            SEXES, STATUSES, WANTS)
+from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, NAME_MAX,
+                            OUTCOMES, PHONE, SEXES, STATUSES, WANTS)
 
 # Control characters (tab, newline and carriage return aside), lone surrogates, and the bidirectional
 # overrides and isolates that make text display in another order than it is stored (U+202E...).
@@ -299,6 +299,12 @@ class Candidates(_Out):
 
 # -- people ------------------------------------------------------------------------------------
 
+PERSONAL_NOTE = "personal data: shown to the volunteer in scope and to admins only"
+PersonName = _text(NAME_MAX)
+Phone = Annotated[str, Field(pattern=f"^(?:{PHONE})$", description="a mobile 1XXXXXXXXXX (optionally +86) or a "
+                                                                   "landline 0AREA-NUMBER")]
+
+
 class HouseholdIn(_In):
     household_id: Id
     county_code: County
@@ -306,6 +312,8 @@ class HouseholdIn(_In):
     village_code: Village | None = None
     lat: Lat
     lon: Lon
+    head_name: PersonName | None = Field(None, description=f"户主姓名; {PERSONAL_NOTE}")
+    phone: Phone | None = Field(None, description=PERSONAL_NOTE)
 
 
 class Household(_Out):
@@ -315,6 +323,8 @@ class Household(_Out):
     village_code: str | None
     lat: float
     lon: float
+    head_name: str | None = Field(None, description=PERSONAL_NOTE)
+    phone: str | None = Field(None, description=PERSONAL_NOTE)
 
 
 class WorkerIn(_In):
@@ -333,6 +343,7 @@ class WorkerIn(_In):
     will_migrate: bool = False
     graduate: bool = False
     employed: bool = False
+    name: PersonName | None = Field(None, description=PERSONAL_NOTE)
 
 
 class Worker(_Out):
@@ -351,6 +362,7 @@ class Worker(_Out):
     will_migrate: bool
     graduate: bool
     employed: bool
+    name: str | None = Field(None, description=PERSONAL_NOTE)
 
 
 class ImportResult(_Out):

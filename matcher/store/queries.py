@@ -121,8 +121,8 @@ def get_household(engine: Engine, household_id: str) -> dict | None:
 
 
 def get_worker(engine: Engine, worker_id: str) -> dict | None:
-    """A worker with the county of its household (``county_code``)."""
-    cols = [workers.c[c] for c in COLUMNS["workers"]] + [households.c.county_code]
+    """A worker with the county and village of its household (``county_code``, ``village_code``)."""
+    cols = [workers.c[c] for c in COLUMNS["workers"]] + [households.c.county_code, households.c.village_code]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*cols).join(households, households.c.household_id == workers.c.household_id)
                            .where(workers.c.worker_id == worker_id)).mappings().first()
@@ -145,8 +145,8 @@ REFERRAL_FIELDS = ("referral_id", "worker_id", "job_id", "referred_on", "outcome
 
 
 def get_referral(engine: Engine, referral_id: str) -> dict | None:
-    """A referral with the county of its worker's household (``county_code``)."""
-    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code]
+    """A referral with the county and village of its worker's household (``county_code``, ``village_code``)."""
+    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code, households.c.village_code]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*cols)
                            .join(workers, workers.c.worker_id == referrals.c.worker_id)
@@ -323,8 +323,10 @@ def job_prices(engine: Engine, allocation_id: int) -> dict[str, tuple[float, int
     return {str(j): (float(v[0]), int(v[1])) for j, v in prices.items()}
 
 
-def get_allocation(engine: Engine, allocation_id: int, county_code: str | None = None) -> dict | None:
-    """A stored plan; with ``county_code``, only the rows of that county."""
+def get_allocation(engine: Engine, allocation_id: int, county_code: str | None = None,
+                   villages: tuple[str, ...] | None = None) -> dict | None:
+    """A stored plan; with ``county_code``, only the rows of that county (and with ``villages``, only the
+    rows of households in those villages)."""
     import json
     with engine.connect() as conn, conn.begin():
         head = conn.execute(sa.select(allocations).where(allocations.c.id == allocation_id)).mappings().first()
@@ -333,6 +335,9 @@ def get_allocation(engine: Engine, allocation_id: int, county_code: str | None =
         conds = [allocation_rows.c.allocation_id == allocation_id]
         if county_code is not None:
             conds.append(allocation_rows.c.county_code == county_code)
+        if villages:
+            conds.append(allocation_rows.c.household_id.in_(
+                sa.select(households.c.household_id).where(households.c.village_code.in_(list(villages)))))
         rows = conn.execute(sa.select(allocation_rows).where(*conds).order_by(allocation_rows.c.id)).mappings().all()
     summary = json.loads(head["summary"] or "{}")
     summary.pop(JOB_PRICES, None)      # read by the matches (job_prices), not shown with the plan
