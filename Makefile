@@ -9,7 +9,7 @@ PORT ?= 8000
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run world import train serve test test-fast bench clean
+.PHONY: help setup run world import train serve admin test test-fast bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,11 +37,15 @@ serve: setup ## Serve the API and pages on http://$(HOST):$(PORT)
 
 run: import train serve ## Set everything up and serve: world, database, model, service
 
+admin: setup ## Create the first admin account (login: admin); prints its password on the last line
+	$(BIN)/matcher db init
+	$(BIN)/matcher user create --role admin --login admin --display-name 管理员 --generate
+
 test: setup ## Run the whole test suite (PostgreSQL tests skip when it is unreachable, fail in CI)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: setup ## Run the benchmarks and rewrite their figures under bench/
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,distributed]'
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean: ## Remove the venv, the generated world, the database and trained models

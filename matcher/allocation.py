@@ -227,9 +227,7 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
     rows = np.flatnonzero(W.available)
     eligible = np.zeros(len(W), np.int64)
     market = np.zeros(len(W), np.int64)
-    quota = (np.zeros(len(J), np.int64) if job_quota is None
-             else np.ceil(job_quota * np.maximum(J.free, 0)).astype(np.int64) + JOB_EXTRA)
-    quota[J.kind == WELFARE] = 0        # a welfare arc is kept only with all of its worker's market arcs
+    quota = job_quotas(J, job_quota)
     parts: list[Arcs] = []
     held: list[Held] = []
     pool = Arcs.concat([])
@@ -285,6 +283,15 @@ def score_candidates(engine: Engine, *, top_n: int | None = None, max_arcs: int 
                       scale, time.perf_counter() - t0)
 
 
+def job_quotas(J, job_quota: float | None = JOB_QUOTA) -> np.ndarray:
+    """Per job row: how many of its best workers a pruned flow keeps (none for welfare posts: a welfare
+    arc is kept only with all of its worker's market arcs; none at all when ``job_quota`` is None)."""
+    quota = (np.zeros(len(J), np.int64) if job_quota is None
+             else np.ceil(job_quota * np.maximum(J.free, 0)).astype(np.int64) + JOB_EXTRA)
+    quota[J.kind == WELFARE] = 0
+    return quota
+
+
 def scoring_threads() -> int:
     """Threads for the model over every eligible pair: the cores this process may use. The plan is a batch
     job of millions of rows a call, where an OpenMP team pays for itself (unlike one household's call)."""
@@ -304,13 +311,16 @@ def _engine_order(engine: Engine, arcs: Arcs) -> Arcs:
 
 def _best_per_job(arcs: Arcs, quota: np.ndarray) -> Arcs:
     """Each job's best ``quota[job]`` arcs by value."""
-    if not len(arcs):
-        return arcs
+    return arcs.take(best_per_job(arcs, quota)) if len(arcs) else arcs
+
+
+def best_per_job(arcs: Arcs, quota: np.ndarray) -> np.ndarray:
+    """Indices (ascending) of each job's best ``quota[job]`` arcs by value, the lower worker row on ties."""
     o = np.lexsort((arcs.w, -arcs.value, arcs.j))
     j = arcs.j[o]
     start = np.r_[True, j[1:] != j[:-1]]
     rank = np.arange(len(o)) - np.maximum.accumulate(np.where(start, np.arange(len(o)), 0))
-    return arcs.take(np.sort(o[rank < quota[j]]))
+    return np.sort(o[rank < quota[j]])
 
 
 def _prune(arcs: Arcs, top_n: int) -> tuple[Arcs, Arcs]:
@@ -368,8 +378,9 @@ class _Network:
 
     S, T = 0, 1
 
-    def __init__(self, engine: Engine, arcs: Arcs, hh: _Households):
+    def __init__(self, engine: Engine, arcs: Arcs, hh: _Households, free: np.ndarray | None = None):
         self.engine, self.arcs, self.hh = engine, arcs, hh
+        self.job_free = engine.J.free if free is None else np.asarray(free, np.int64)
         self.workers, self.w_local = _dense(arcs.w, len(engine.W))
         self.jobs, self.j_local = _dense(arcs.j, len(engine.J))
         w_hh = hh.code[self.workers]
@@ -382,7 +393,7 @@ class _Network:
         self.j_node = 2 + n_h + n_w + np.arange(n_j)
         self.n_nodes = 2 + n_h + n_w + n_j
         self.graduate = engine.W.graduate[self.workers]
-        self.free = engine.J.free[self.jobs]
+        self.free = self.job_free[self.jobs]
 
     def solve(self) -> np.ndarray:
         """Indices into the arcs of the placements of the lexicographically best plan over them."""
@@ -425,6 +436,11 @@ class _Network:
 
         The plan is optimal over the kept arcs, so the residual graph has no negative cycle and the
         distances are feasible potentials: every residual arc has a reduced cost >= 0."""
+        return _shortest_from_everywhere(self.n_nodes, *self._residual(chosen, levels))
+
+    def _residual(self, chosen: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The plan's residual graph (tails, heads, costs): levels 3, the flow's own costs; 2, graduates (2)
+        and households (1) only."""
         S, T = self.S, self.T
         C, G = _weights(self.arcs) if levels == 3 else (1, 2)
         placed = np.zeros(len(self.workers), bool)
@@ -454,7 +470,66 @@ class _Network:
         tails = np.concatenate([t[m] for t, _, _, m in parts])
         heads = np.concatenate([hd[m] for _, hd, _, m in parts])
         cost = np.concatenate([np.broadcast_to(np.asarray(c, np.int64), len(m))[m] for _, _, c, m in parts])
-        return _shortest_from_everywhere(self.n_nodes, tails, heads, cost)
+        return tails, heads, cost
+
+    def slot_prices(self, chosen: np.ndarray, scale: int = DEFAULT_SCALE) -> pd.DataFrame:
+        """Each job's shadow price of one more slot in this plan, and how many workers the plan sends there.
+
+        The dual of a job's capacity, read off the flow: one more unit on ``job -> sink`` lets the plan
+        push one unit round a cycle ``job -> sink -> ... -> job`` of the residual graph (from the sink back
+        through the bypass to the source, which places someone new, or through a job that gives up a worker;
+        then alternating pair arcs, each worker moving on to the next job, until the chain ends at this
+        job). The best such cycle gains minus the shortest distance ``d(T, job)``, well defined since the
+        residual graph of an optimal flow has no negative cycle: that gain is the right-hand dual of the
+        capacity (the price of one more slot; 0 when the plan leaves a slot of the job empty).
+
+        The flow's costs are lexicographic: ``G = 2C`` a graduate, ``C`` a household, then expected hires
+        in ``1/scale``, so the gain is ``C * k + c`` with ``k`` graduates (twice) and households gained and
+        ``c`` the change in expected hires, ``|c| <= V < C``. ``k`` is the same shortest distance in the
+        residual graph with only the first two levels' costs (2 and 1; the best cycle has the most ``k``
+        since ``C`` outweighs any ``c``), and ``c = gain - C * k``. Reported:
+
+        - ``contention = max(c, 0) / scale``, in the units of a match's ``score`` (P(hire)): the expected
+          hires the plan would add with one more slot there, which is what a referral elsewhere takes from
+          it. ``C`` and ``G`` are weights that order the levels, not amounts of anything a probability can
+          be compared with, so that part is not folded into the score's units; it is ``households_price``.
+          When the extra slot covers a household, ``c`` includes that household's placed member's score,
+          so contested jobs price high whether the competition is within the expected hires or between
+          households. (``c`` can be negative when the best cycle covers a household by moving someone to a
+          job they fit less well; a slot is then reported at 0 expected hires, and ``households_price`` > 0.)
+        - ``households_price = k``: 1 when one more slot would cover one more household, 2 a graduate.
+
+        For a pruned flow the prices are over its kept arcs."""
+        J = self.engine.J
+        n_j = len(J)
+        assigned = np.bincount(self.arcs.j[chosen], minlength=n_j) if len(chosen) else np.zeros(n_j, np.int64)
+        contention = np.zeros(n_j)
+        first_two = np.zeros(n_j, np.int64)
+        if len(self.arcs):
+            full = np.flatnonzero(np.bincount(self.j_local[chosen], minlength=len(self.jobs)) >= self.free)
+            node = self.j_node[full]
+            d3 = _shortest_from(self.n_nodes, *self._residual(chosen, 3), source=self.T)[node]
+            d2 = _shortest_from(self.n_nodes, *self._residual(chosen, 2), source=self.T)[node]
+            reach = d3 < _UNREACHED
+            C, _ = _weights(self.arcs)
+            k = np.where(reach, np.maximum(-d2, 0), 0)
+            c = np.where(reach, -d3 - C * k, 0)
+            first_two[self.jobs[full]] = k
+            contention[self.jobs[full]] = np.maximum(c, 0) / scale
+        return pd.DataFrame({"job_id": J.ids.astype(str), "plan_assigned": assigned.astype(np.int64),
+                             "contention": np.round(contention, 4), "households_price": first_two})
+
+    def duals(self, chosen: np.ndarray) -> "Duals":
+        """The plan's dual prices of the jobs' capacities, from the potentials ``d`` (shortest distances from a
+        root joined to every node; every residual arc's reduced cost ``cost + d[tail] - d[head] >= 0``):
+        ``d[T] - d[job]``, which is 0 where the arc ``job -> sink`` has room (reduced cost of that arc) and
+        >= 0 where it is full (reduced cost of its reverse)."""
+        job = np.zeros(len(self.engine.J), np.int64)
+        C, G = _weights(self.arcs) if len(self.arcs) else (1, 2)
+        if len(self.arcs):
+            d = self.potentials(chosen, 3)
+            job[self.jobs] = np.maximum(d[self.T] - d[self.j_node], 0)
+        return Duals(job, C, G)
 
     def row_potentials(self, chosen: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray]:
         """The potentials by worker row and by job row (0 for a job with no kept arc: nothing enters it)."""
@@ -465,27 +540,15 @@ class _Network:
         d_job[self.jobs] = d[self.j_node]
         return d_worker, d_job
 
-    def violations(self, chosen: np.ndarray, held: list["Held"], per_worker: int, levels: int = 3) -> Arcs:
+    def violations(self, chosen: np.ndarray, held: "HeldOut", per_worker: int, levels: int = 3) -> Arcs:
         """Held-out pairs whose reduced cost under the potentials is negative (the only pairs that could
         improve the plan), at most ``per_worker`` a worker, the most negative first, taken out of ``held``.
         None: the plan is optimal over every eligible pair (LP duality: the potentials stay feasible once
         the held-out arcs are added). The arcs carry no score yet (NaN): see :func:`_fill_scores`."""
         d_worker, d_job = self.row_potentials(chosen, levels)
-        out = []
-        for part in held:
-            w = part.w
-            reduced = d_worker[w] - d_job[part.j] - (part.value if levels == 3 else 0)
-            bad = np.flatnonzero(~part.taken & (reduced < 0))
-            if not len(bad):
-                continue
-            bad = bad[np.lexsort((reduced[bad], w[bad]))]
-            wb = w[bad]
-            start = np.r_[True, wb[1:] != wb[:-1]]
-            rank = np.arange(len(bad)) - np.maximum.accumulate(np.where(start, np.arange(len(bad)), 0))
-            out.append(part.bring_back(np.sort(bad[rank < per_worker]), w))
-        return Arcs.concat(out)
+        return held.violations(d_worker, d_job, per_worker, levels)
 
-    def welfare_misfits(self, chosen: np.ndarray, held: list["Held"]) -> Arcs:
+    def welfare_misfits(self, chosen: np.ndarray, held: "HeldOut") -> Arcs:
         """Held-out market pairs, with a slot still free in the plan, of workers the plan puts on a welfare
         post (pairs added back for coverage can do that; the flow moves them once the pairs are arcs)."""
         J = self.engine.J
@@ -493,37 +556,98 @@ class _Network:
         on_welfare = np.zeros(len(self.engine.W), bool)
         on_welfare[a.w[J.kind[a.j] == WELFARE]] = True
         left = J.free - np.bincount(a.j, minlength=len(J))
-        out = []
-        if on_welfare.any():
-            for part in held:
-                w = part.w
-                bad = np.flatnonzero(~part.taken & on_welfare[w] & (J.kind[part.j] != WELFARE) & (left[part.j] > 0))
-                if len(bad):
-                    out.append(part.bring_back(bad, w))
-        return Arcs.concat(out)
+        return held.misfits(on_welfare, left, J.kind) if on_welfare.any() else Arcs.concat([])
 
-    def value_gap(self, chosen: np.ndarray, held: list["Held"]) -> int:
+    def value_gap(self, chosen: np.ndarray, held: "HeldOut") -> int:
         """An upper bound on how much value (expected hires times scale) a plan with the same graduates
         and households could add over this one: under feasible potentials a worker can gain at most the
         most negative reduced cost among its held-out pairs, for it takes one job."""
         d_worker, d_job = self.row_potentials(chosen, 3)
-        worst = np.zeros(len(self.engine.W), np.int64)
-        for part in held:
-            w = part.w
-            reduced = np.where(part.taken, 0, d_worker[w] - d_job[part.j] - part.value)
-            np.minimum.at(worst, w, reduced)
-        return int(-worst.sum())
+        return held.gain(d_worker, d_job)
 
+
+# -- pricing held-out pairs, one part at a time (here, or on a cluster: matcher.distributed) --
+
+def held_violations(part: Held, d_worker: np.ndarray, d_job: np.ndarray, per_worker: int, levels: int) -> np.ndarray:
+    """Indices of ``part``'s pairs, not yet taken, of negative reduced cost under the potentials (by the
+    part's worker and job rows), at most ``per_worker`` a worker, the most negative first."""
+    w = part.w
+    reduced = d_worker[w] - d_job[part.j] - (part.value if levels == 3 else 0)
+    bad = np.flatnonzero(~part.taken & (reduced < 0))
+    if not len(bad):
+        return bad
+    bad = bad[np.lexsort((reduced[bad], w[bad]))]
+    wb = w[bad]
+    start = np.r_[True, wb[1:] != wb[:-1]]
+    rank = np.arange(len(bad)) - np.maximum.accumulate(np.where(start, np.arange(len(bad)), 0))
+    return np.sort(bad[rank < per_worker])
+
+
+def held_misfits(part: Held, on_welfare: np.ndarray, left: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Indices of ``part``'s market pairs, not yet taken, of workers on a welfare post, to jobs with a
+    slot left (``on_welfare``, ``left``, ``kind``: by the part's worker and job rows)."""
+    w = part.w
+    return np.flatnonzero(~part.taken & on_welfare[w] & (kind[part.j] != WELFARE) & (left[part.j] > 0))
+
+
+def held_gain(part: Held, d_worker: np.ndarray, d_job: np.ndarray) -> int:
+    """What ``part``'s workers could add at most: each its most negative held-out reduced cost (a part
+    holds every held-out pair of its workers, so the parts' gains add up)."""
+    if not len(part):
+        return 0
+    reduced = np.where(part.taken, 0, d_worker[part.w] - d_job[part.j] - part.value.astype(np.int64))
+    worst = np.minimum(np.minimum.reduceat(reduced, np.r_[0, np.cumsum(part.counts)[:-1]]), 0)
+    return int(-worst.sum())
+
+
+class HeldOut:
+    """The held-out pairs of a pruned flow, priced in this process, part by part
+    (:class:`matcher.distributed.ClusterHeld` does the same on a Dask cluster, partition by partition)."""
+
+    def __init__(self, parts: list[Held]):
+        self.parts = [replace(h, taken=h.taken.copy()) for h in parts if len(h)]
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def violations(self, d_worker, d_job, per_worker: int, levels: int) -> Arcs:
+        out = []
+        for part in self.parts:
+            w = part.w
+            out.append(part.bring_back(held_violations(part, d_worker, d_job, per_worker, levels), w))
+        return Arcs.concat(out)
+
+    def misfits(self, on_welfare, left, kind) -> Arcs:
+        return Arcs.concat([p.bring_back(held_misfits(p, on_welfare, left, kind), p.w) for p in self.parts])
+
+    def gain(self, d_worker, d_job) -> int:
+        return sum(held_gain(p, d_worker, d_job) for p in self.parts)
+
+
+
+_UNREACHED = np.iinfo(np.int64).max // 4
 
 
 def _shortest_from_everywhere(n: int, tails: np.ndarray, heads: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Distances from a virtual root with a 0-cost arc to every node (so all start at 0): label
     correcting, vectorised one round at a time over the out-arcs of the nodes that improved last round."""
+    return _shortest_from(n, tails, heads, cost)
+
+
+def _shortest_from(n: int, tails: np.ndarray, heads: np.ndarray, cost: np.ndarray,
+                   source: int | None = None) -> np.ndarray:
+    """Shortest distances from ``source`` (``_UNREACHED`` where no path), or from the virtual root joined
+    to every node when ``source`` is None; the graph must have no negative cycle."""
     order = np.argsort(tails, kind="stable")
     tails, heads, cost = tails[order], heads[order], cost[order]
     indptr = np.r_[0, np.cumsum(np.bincount(tails, minlength=n))]
-    d = np.zeros(n, np.int64)
-    active = np.unique(tails[cost < 0])
+    if source is None:
+        d = np.zeros(n, np.int64)
+        active = np.unique(tails[cost < 0])
+    else:
+        d = np.full(n, _UNREACHED, np.int64)
+        d[source] = 0
+        active = np.array([source], np.int64)
     for _ in range(n + 1):
         if not len(active):
             return d
@@ -580,6 +704,7 @@ class Allocation:
     summary: dict
     uncovered: pd.DataFrame
     objective: dict = field(default_factory=dict)
+    prices: pd.DataFrame | None = None      # per job: plan_assigned, contention, households_price
 
     def plan_csv(self) -> pd.DataFrame:
         """The rows as SPEC section 4's plan.csv has them."""
@@ -597,8 +722,13 @@ class Allocation:
 
 def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int | None = None,
              max_arcs: int = DEFAULT_MAX_ARCS, scale: int = DEFAULT_SCALE, value_rounds: int = VALUE_ROUNDS,
-             per_worker: int = ADD_PER_WORKER, reasons: bool = True, progress: bool = False) -> Allocation:
-    """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate).
+             per_worker: int = ADD_PER_WORKER, reasons: bool = True, progress: bool = False,
+             held: HeldOut | None = None, prices: bool = False) -> Allocation:
+    """The optimal city-wide plan (module docstring: objective, flow, pruning and its certificate), with
+    ``prices``, each job's price of one more slot too (:meth:`_Network.slot_prices`, ``Allocation.prices``).
+
+    ``held`` prices the pairs held out of the flow (default: ``candidates.held``, in this process;
+    :func:`matcher.distributed.allocate` passes a cluster's).
 
     When pairs were held out (pruning), up to ``value_rounds`` rounds add the held-out pairs that could
     raise any level, then rounds add those that could raise graduates or households until none is left:
@@ -612,7 +742,7 @@ def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int
     arcs = cands.arcs
     net = _Network(engine, arcs, hh)
     chosen = net.solve()
-    held = [replace(h, taken=h.taken.copy()) for h in cands.held]
+    held = held if held is not None else HeldOut(cands.held)
     rounds = {3: 0, 2: 0}
     added = 0
     certified = {3: not held, 2: not held}
@@ -656,8 +786,44 @@ def allocate(engine: Engine, *, candidates: Candidates | None = None, top_n: int
         "arcs_added_by_certificate": int(added),
         "score_resolution": 1.0 / cands.scale,
     }
-    return _plan(engine, _fill_scores(engine, arcs.take(chosen)), hh, cands, "optimal", optimality,
-                 {"score": round(cands.seconds, 3), "solve": round(solve_s, 3)}, reasons)
+    out = _plan(engine, _fill_scores(engine, arcs.take(chosen)), hh, cands, "optimal", optimality,
+                {"score": round(cands.seconds, 3), "solve": round(solve_s, 3)}, reasons)
+    if prices:
+        t1 = time.perf_counter()
+        out.prices = net.slot_prices(chosen, cands.scale)
+        out.summary["seconds"]["prices"] = round(time.perf_counter() - t1, 3)
+    return out
+
+
+def households(engine: Engine) -> _Households:
+    """Households of the engine's workers: per worker row its household index, the ids, which are coverable."""
+    return _households(engine)
+
+
+def plan_arcs(engine: Engine, arcs: Arcs, *, hh: _Households | None = None, free: np.ndarray | None = None,
+              prices: bool = False, scale: int = DEFAULT_SCALE, duals: bool = False):
+    """The lexicographically best placements over the given arcs (indices into them), for callers that change
+    the world between solves (:mod:`matcher.simulate`, :mod:`matcher.sites`): ``hh`` with some households no
+    longer coverable (already covered), ``free`` slots per job row instead of the engine's. No pruning, no
+    certificate: the arcs are all there is. Returns ``(chosen, extra)``: ``extra`` the slot prices
+    (:meth:`_Network.slot_prices`) with ``prices``, the plan's duals (:class:`Duals`) with ``duals``, else None."""
+    net = _Network(engine, arcs, hh or _households(engine), free)
+    chosen = net.solve()
+    if duals:
+        return chosen, net.duals(chosen)
+    return chosen, (net.slot_prices(chosen, scale) if prices else None)
+
+
+@dataclass
+class Duals:
+    """An optimal dual of the flow, in the flow's own (lexicographic) units: ``job`` per job row the price
+    of its capacity, ``coverage`` and ``graduate`` the weights ``C`` and ``G``. By complementary slackness
+    each placed worker's job maximises ``value(w, j) - job[j]`` over the worker's pairs, so a worker who
+    takes such a job acts as the plan would (ties aside)."""
+
+    job: np.ndarray
+    coverage: int
+    graduate: int
 
 
 def greedy(engine: Engine, *, candidates: Candidates | None = None, reasons: bool = True,
@@ -906,4 +1072,5 @@ def format_summary(summary: dict, where: int = 10) -> str:
 
 
 __all__ = ["Allocation", "AllocationError", "Arcs", "Candidates", "PLAN_COLUMNS", "ROW_COLUMNS",
-           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "score_candidates"]
+           "UNCOVERED_REASONS", "allocate", "arc_values", "format_summary", "greedy", "households", "plan_arcs", "Duals",
+           "score_candidates"]

@@ -138,19 +138,49 @@ class _spinner:
         self.bar.close()
 
 
+def _scheduler_options(f):
+    """--scheduler and --partition-size (SPEC section 9): the per-pair work on a Dask cluster."""
+    f = click.option("--partition-size", type=click.IntRange(min=1), default=None,
+                     help="With --scheduler: job seekers per partition (default 1,000).")(f)
+    return click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler (tcp://HOST:PORT), or local:N for N local worker processes "
+                             "(default: MATCHER_DASK_SCHEDULER; without either, one process).")(f)
+
+
+def _cluster(obj, scheduler, partition_size=None):
+    """The Dask client for --scheduler (else MATCHER_DASK_SCHEDULER), or None for one process."""
+    address = scheduler or obj.settings.dask_scheduler
+    if not address:
+        if partition_size is not None:
+            raise click.UsageError("--partition-size needs --scheduler (or MATCHER_DASK_SCHEDULER)")
+        return None
+    from matcher.distributed import connect, local_workers
+    local_workers(address)          # a malformed address fails now, before the world is read
+    return connect(address)
+
+
 @cli.command()
 @click.argument("world_dir", **_WORLD_ARG)
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
 @click.option("--k", type=click.IntRange(min=1, max=1000), default=10, show_default=True)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False))
+@_scheduler_options
 @click.pass_obj
-def recommend(obj, world_dir, model_path, k, out_path):
+def recommend(obj, world_dir, model_path, k, out_path, scheduler, partition_size):
     """Top-k eligible jobs for every worker of WORLD_DIR (without WORLD_DIR: the store's), as CSV."""
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
+    cluster = _cluster(obj, scheduler, partition_size)
     world = _load_world(world_dir, obj)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    if cluster is not None:
+        from matcher import distributed
+        with cluster as client:
+            done = distributed.recommend(client, engine.W, engine.J, engine.model, engine.policy, out_path, k=k,
+                                         size=partition_size or distributed.PARTITION_SIZE, progress=True)
+        click.echo(f"{done['rows']} recommendations for {done['workers']} workers -> {out_path}")
+        return
     recs = engine.recommend(k=k, progress=True)
     _atomic_write(Path(out_path), recs.to_csv(index=False, lineterminator="\n").encode("utf-8"))
     click.echo(f"{len(recs)} recommendations for {recs['worker_id'].nunique()} workers -> {out_path}")
@@ -162,22 +192,96 @@ def recommend(obj, world_dir, model_path, k, out_path):
               help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="plan.csv: household_id, worker_id, job_id, score, tier, subsidy_yuan.")
+@_scheduler_options
 @click.pass_obj
-def allocate_cmd(obj, world_dir, model_path, out_path):
+def allocate_cmd(obj, world_dir, model_path, out_path, scheduler, partition_size):
     """One city-wide plan for WORLD_DIR (without WORLD_DIR: the store's): graduates first, then the
     most households with a member in work, then the most expected hires; prints its summary."""
     from matcher.allocation import PLAN_COLUMNS, allocate, format_summary
     from matcher.model import _atomic_write
     from matcher.ranking import Engine
+    cluster = _cluster(obj, scheduler, partition_size)
     world = _load_world(world_dir, obj)
     engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
-    plan = allocate(engine, reasons=False, progress=True)
+    if cluster is not None:
+        from matcher import distributed
+        with cluster as client:
+            plan = distributed.allocate(client, engine, size=partition_size or distributed.PARTITION_SIZE,
+                                        reasons=False, progress=True)
+    else:
+        plan = allocate(engine, reasons=False, progress=True)
     _atomic_write(Path(out_path), plan.rows[PLAN_COLUMNS].to_csv(index=False, lineterminator="\n").encode("utf-8"))
     click.echo(format_summary(plan.summary))
     click.echo(f"{len(plan.rows)} placements -> {out_path}")
 
 
 # -- evaluation --------------------------------------------------------------------------------
+
+@cli.command("sites")
+@click.argument("world_dir", **_WORLD_ARG)
+@click.option("--kind", required=True, type=click.Choice(["workshop_factory", "workshop_home", "enterprise",
+                                                         "public_welfare"]), help="The kind of the new jobs.")
+@click.option("--slots", required=True, type=click.IntRange(min=1, max=10_000), help="Slots of each new job.")
+@click.option("--n", "n", required=True, type=click.IntRange(min=1, max=1_000), help="How many sites.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="sites.csv: rank, village_code, town_code, county_code, lat, lon, households_covered, "
+                   "workers_placed.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write sites.html and sites.png (the sites and the uncovered households) here.")
+@click.pass_obj
+def sites_cmd(obj, world_dir, kind, slots, n, out_path, model_path, report_dir):
+    """Where N new workshops (or welfare posts) of S slots would let the city-wide plan cover the most
+    households it leaves uncovered (WORLD_DIR, or the store's world); prints the summary as JSON."""
+    import json
+
+    from matcher import sites
+    from matcher.model import _atomic_write
+    from matcher.ranking import Engine
+    world = _load_world(world_dir, obj)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    rows, summary = sites.suggest(engine, world, kind, slots, n, progress=True)
+    _atomic_write(Path(out_path), rows.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    if report_dir:
+        from matcher.allocation import allocate
+        from matcher.capacity_report import write_sites
+        uncovered = allocate(engine, reasons=False).uncovered["household_id"]
+        write_sites(world, rows, summary, uncovered, report_dir)
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+    click.echo(f"{len(rows)} sites -> {out_path}")
+
+
+@cli.command("simulate")
+@click.argument("world_dir", **_WORLD_ARG)
+@click.option("--days", required=True, type=click.IntRange(min=1, max=3650), help="Days to replay.")
+@click.option("--policy", required=True, type=click.Choice(["greedy", "plan", "dual"]),
+              help="greedy: each worker's best job now; plan: the plan re-solved as jobs arrive; "
+                   "dual: by score - contention.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Draws the households' visit days.")
+@click.option("--cycle", type=click.IntRange(min=1, max=365), default=30, show_default=True,
+              help="Days between two visits of a household.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="Artifact or manifest (default: MATCHER_MODEL, else the production model).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Also write simulate.html and simulate.png (households covered over the days) here.")
+@click.pass_obj
+def simulate_cmd(obj, world_dir, days, policy, seed, cycle, model_path, report_dir):
+    """Replay DAYS days of jobs arriving (on their posted_on day) and volunteers placing people under
+    POLICY; prints JSON with households covered and expected hires against the hindsight optimum."""
+    import json
+
+    from matcher import simulate
+    from matcher.ranking import Engine
+    world = _load_world(world_dir, obj)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    out = simulate.simulate(engine, world, days, policy, truth=simulate.truth_of(world_dir), seed=seed,
+                            cycle=cycle, progress=True)
+    if report_dir:
+        from matcher.capacity_report import write_simulation
+        write_simulation([out], report_dir)
+    click.echo(json.dumps(out, ensure_ascii=False))
+
 
 def _model_and_manifest(obj, model_path):
     """--model, else MATCHER_MODEL, else the production model; (None, None) when there is none."""
@@ -305,14 +409,15 @@ def db_import(obj, world_dir, keep_stored):
 
 @db.command("export")
 @click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--pseudonymise", is_flag=True, help="Leave out names and phone numbers: people by id only.")
 @click.pass_obj
-def db_export(obj, out_dir):
+def db_export(obj, out_dir, pseudonymise):
     """Write the stored world to OUT_DIR as the four CSV files of the data contract."""
     from matcher.store import check_schema, export_world
     engine = _store_engine(obj)
     try:
         check_schema(engine)
-        written = export_world(engine, out_dir)
+        written = export_world(engine, out_dir, pseudonymise=pseudonymise)
     finally:
         engine.dispose()
     for name, n in written.items():
@@ -368,6 +473,81 @@ def token_revoke(obj, name, by_id):
     finally:
         engine.dispose()
     click.echo(f"revoked {n} token(s)")
+
+
+@cli.group()
+def user():
+    """Accounts for people who sign in to the pages (the store keeps only argon2 hashes of passwords)."""
+
+
+@user.command("create")
+@click.option("--role", required=True, type=click.Choice(["volunteer", "recruiter", "evaluator", "admin"]))
+@click.option("--login", required=True, help="What the person types to sign in (lower-case letters, digits, _ . @ -).")
+@click.option("--display-name", default=None, help="The name the pages greet (default: the login).")
+@click.option("--county", default=None, help="6-digit county code; required for volunteers.")
+@click.option("--villages", default=None, help="Village codes separated by ';' narrowing a volunteer's county.")
+@click.option("--generate", is_flag=True, help="Make a random password and print it alone on the last line.")
+@click.pass_obj
+def user_create(obj, role, login, display_name, county, villages, generate):
+    """Create an account. The password is read from standard input (its first line), unless --generate."""
+    import secrets
+    from matcher.store import check_schema
+    from matcher.store.users import create_user
+    if generate:
+        password = secrets.token_urlsafe(12)
+    else:
+        stdin = click.get_text_stream("stdin")
+        if stdin.isatty():
+            password = click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+        else:
+            password = stdin.readline().rstrip("\r\n")
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        info = create_user(engine, role=role, login=login, password=password, display_name=display_name,
+                           county=county, villages=villages or ())
+    finally:
+        engine.dispose()
+    scope = f", county {info.county_code}" if info.county_code else ""
+    scope += f", villages {';'.join(info.villages)}" if info.villages else ""
+    click.echo(f"user {info.login} ({info.role}{scope}) created")
+    if generate:
+        click.echo("password (store it now, it is not shown again):")
+        click.echo(password)
+
+
+@user.command("disable")
+@click.argument("login")
+@click.pass_obj
+def user_disable(obj, login):
+    """Disable LOGIN's account and end its sessions at once, in every service process."""
+    from matcher.store import check_schema
+    from matcher.store.users import disable_user
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        info = disable_user(engine, login)
+    finally:
+        engine.dispose()
+    click.echo(f"user {info.login} disabled; its sessions are ended")
+
+
+@user.command("list")
+@click.pass_obj
+def user_list(obj):
+    """Every account: login, role, county, villages, state, display name (tab-separated)."""
+    from matcher.store import check_schema
+    from matcher.store.users import list_users
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        rows = list_users(engine)
+    finally:
+        engine.dispose()
+    click.echo("login\trole\tcounty\tvillages\tstate\tdisplay_name")
+    for u in rows:
+        click.echo("\t".join([u.login, u.role, u.county_code or "", ";".join(u.villages),
+                              "disabled" if u.disabled else "active", u.display_name]))
 
 
 # -- service -----------------------------------------------------------------------------------

@@ -31,6 +31,9 @@ class Settings:
     max_json_bytes: int = 1 << 20
     max_csv_bytes: int = 50 << 20
     log_level: str = "INFO"
+    dask_scheduler: str | None = None      # recommend and allocate on a Dask cluster (SPEC section 9)
+    # Honour X-Forwarded-Proto (session cookies marked Secure behind an HTTPS proxy) only when told to.
+    trust_proxy: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -42,6 +45,15 @@ def _int(env: dict, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from None
+
+
+def _bool(env: dict, name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"environment variable {name} must be true or false, got {raw!r}")
 
 
 def load_settings(env: dict | None = None) -> Settings:
@@ -61,4 +73,6 @@ def load_settings(env: dict | None = None) -> Settings:
         max_json_bytes=_int(env, "MATCHER_MAX_JSON_BYTES", 1 << 20),
         max_csv_bytes=_int(env, "MATCHER_MAX_CSV_BYTES", 50 << 20),
         log_level=env.get("MATCHER_LOG_LEVEL", "INFO"),
+        dask_scheduler=env.get("MATCHER_DASK_SCHEDULER") or None,
+        trust_proxy=_bool(env, "MATCHER_TRUST_PROXY"),
     )

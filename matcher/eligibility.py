@@ -124,8 +124,6 @@ class WorkerArrays:
         max_demand[partial] = np.minimum(max_demand[partial], DEMAND_LEVEL[policy.capacity.partial_max_demand])
 
         disabled = disability != "none"
-        fb = policy.fallback
-        older = np.where(female, age >= fb.women_min_age, age >= fb.men_min_age)
         commute = w["max_commute_km"].to_numpy(float)
         commute = np.where(np.isnan(commute), policy.commute.default_max_km, commute)
         masks = skill_index.encode(w["skills"], words=words, grow=False)
@@ -143,9 +141,18 @@ class WorkerArrays:
             wants_business=(capacity != "none") & (w["wants"] == "business").to_numpy() & ~w["employed"].to_numpy(bool),
             lost=lost, max_demand=max_demand, commute_km=commute,
             home_only=w["home_only"].to_numpy(bool), will_migrate=w["will_migrate"].to_numpy(bool),
-            graduate=w["graduate"].to_numpy(bool), fallback=disabled | older,
+            graduate=w["graduate"].to_numpy(bool), fallback=fallback_eligible(age, female, disabled, policy),
             skills=masks, n_skills=popcount(masks), home_delivery_km=policy.commute.home_delivery_km,
         )
+
+
+def fallback_eligible(age, female, disabled, policy: Policy) -> np.ndarray:
+    """Who may take public-welfare posts: the disabled, and the 4050 ages of the policy (women from
+    ``fallback.women_min_age``, men from ``fallback.men_min_age``). The one copy of this rule."""
+    fb = policy.fallback
+    age = np.asarray(age, dtype=np.int64)
+    older = np.where(np.asarray(female, dtype=bool), age >= fb.women_min_age, age >= fb.men_min_age)
+    return np.asarray(disabled, dtype=bool) | older
 
 
 @dataclass

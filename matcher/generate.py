@@ -93,7 +93,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from matcher import divisions
+from matcher import divisions, names
 from matcher import skills as skl
 from matcher.geo import haversine_km
 from matcher.policy import load_policy
@@ -1098,6 +1098,7 @@ def generate_world(out_dir, households: int | None = None, seed: int = 0, progre
             jobs=_job_frame(jobs),
             referrals=ref,
         )
+        names.add_synthetic_names(world, w["_h"].to_numpy(), seed)
         out = Path(out_dir)
         write_world(world, out)
         (out / "README.md").write_text(_readme(c, seed, summary), encoding="utf-8")

@@ -415,7 +415,7 @@ def data_hash(world: World) -> str:
     h = hashlib.sha256()
     for name, df in world.tables().items():
         h.update(name.encode())
-        h.update(to_csv_frame(name, df).to_csv(index=False, lineterminator="\n").encode("utf-8"))
+        h.update(to_csv_frame(name, df, personal=False).to_csv(index=False, lineterminator="\n").encode("utf-8"))
     return h.hexdigest()
 
 

@@ -65,6 +65,25 @@ def order_scored(J, p, s, covered) -> "Scored":
     return Scored(p.take(order), s[order], covered[order])
 
 
+@dataclass
+class Contention:
+    """A stored city-wide plan's price of one more slot per job row (SPEC section 8): ``price`` in the
+    units of a match's score (:meth:`matcher.allocation._Network.slot_prices`), ``assigned`` how many
+    workers the plan sends there. Jobs the plan did not know (posted since) are 0 and 0."""
+
+    price: np.ndarray
+    assigned: np.ndarray
+
+    @classmethod
+    def of(cls, job_ids: np.ndarray, prices: dict[str, tuple[float, int]]) -> "Contention":
+        """From ``{job_id: (contention, plan_assigned)}`` onto the rows of ``job_ids``."""
+        got = [prices.get(str(j), (0.0, 0)) for j in job_ids]
+        return cls(np.array([g[0] for g in got], float), np.array([g[1] for g in got], np.int64))
+
+
+ORDERS = ("score", "plan")
+
+
 class Engine:
     """Scores and ranks eligible jobs for workers of one world (or a slice of one)."""
 
@@ -98,8 +117,23 @@ class Engine:
 
     # -- one worker -----------------------------------------------------------------------
 
-    def _items(self, sc: Scored, idx: np.ndarray) -> list[dict]:
-        return [self._item(sc, int(i)) for i in idx]
+    def _items(self, sc: Scored, idx: np.ndarray, contention: Contention | None = None) -> list[dict]:
+        items = [self._item(sc, int(i)) for i in idx]
+        if contention is not None:
+            for item, i in zip(items, idx):
+                j = int(sc.pairs.j[i])
+                item["contention"] = float(contention.price[j])
+                item["plan_assigned"] = int(contention.assigned[j])
+        return items
+
+    def _ordered(self, sc: Scored, idx: np.ndarray, contention: Contention | None, order: str) -> np.ndarray:
+        """``idx`` (best score first) as shown: by ``score - contention`` for ``order="plan"`` once a plan is
+        stored (rounded as the items show them, so the answer is ordered by its own numbers; job_id on ties)."""
+        if order != "plan" or contention is None or len(idx) < 2:
+            return idx
+        j = sc.pairs.j[idx]
+        shown = np.array([round(float(x), 4) for x in sc.score[idx]])
+        return idx[np.lexsort((self.J.id_rank[j], -(shown - contention.price[j])))]
 
     def _add_retention(self, sc: Scored, members: list[dict]) -> None:
         """Six-month retention for the items shown, in one call, never for every candidate pair."""
@@ -180,15 +214,19 @@ class Engine:
         ends = np.r_[starts[1:], len(w)]
         return {int(w[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
 
-    def worker_matches(self, worker_id: str, k: int = 10) -> dict:
-        """Ranked market jobs, fallback posts, training suggestions and notes for one worker."""
+    def worker_matches(self, worker_id: str, k: int = 10, contention: Contention | None = None,
+                       order: str = "score") -> dict:
+        """Ranked market jobs, fallback posts, training suggestions and notes for one worker; with a stored
+        plan's ``contention`` each item carries its job's price, and ``order="plan"`` ranks by
+        ``score - contention``."""
         w = self._row[worker_id]
         sc = self.score(np.array([w]))
-        out = self._member(w, sc, k)
+        out = self._member(w, sc, k, contention, order)
         self._add_retention(sc, [out])
         return out
 
-    def _member(self, w: int, sc: Scored, k: int) -> dict:
+    def _member(self, w: int, sc: Scored, k: int, contention: Contention | None = None,
+                order: str = "score") -> dict:
         worker_id = str(self.W.ids[w])
         a, b = self._slices(sc).get(w, (0, 0))
         welfare = self.J.kind[sc.pairs.j[a:b]] == WELFARE
@@ -200,11 +238,11 @@ class Engine:
         W = self.W
         if not W.available[w]:
             notes.append(self._unavailable_note(w))
-        matches = self._items(sc, market_idx[:k])
+        matches = self._items(sc, self._ordered(sc, market_idx, contention, order)[:k], contention)
         fallback: list[dict] = []
         needs_fallback = W.available[w] and W.fallback[w] and viable == 0
         if needs_fallback:
-            fallback = self._items(sc, welfare_idx[:k])
+            fallback = self._items(sc, self._ordered(sc, welfare_idx, contention, order)[:k], contention)
             if not fallback:
                 notes.append(self._no_post_note(w))
             elif not len(market_idx):
@@ -269,13 +307,16 @@ class Engine:
 
     # -- a household ----------------------------------------------------------------------
 
-    def household_matches(self, household_id: str, k: int = 10) -> dict:
+    def household_matches(self, household_id: str, k: int = 10, contention: Contention | None = None,
+                          order: str = "score") -> dict:
         """Each member's matches and the plan: who goes where so that P(at least one hire) is
         highest, then expected hires, graduates of extremely poor families placed first;
-        members who want a business get the entrepreneurship route instead of jobs."""
+        members who want a business get the entrepreneurship route instead of jobs. ``contention`` and
+        ``order`` as for :meth:`worker_matches` (the plan then picks among the members' first options in
+        that order)."""
         rows = np.flatnonzero(self.W.household == household_id)
         sc = self.score(rows)
-        members = [self._member(int(w), sc, k) for w in rows]
+        members = [self._member(int(w), sc, k, contention, order) for w in rows]
         self._add_retention(sc, members)
         plan = self.plan(rows, members)
         return {"household_id": household_id, "plan": plan, "members": members}

@@ -49,10 +49,24 @@ class Column:
     hi: float | None = None
     digits: int | None = None
     max_len: int = 200
+    pattern: str | None = None     # ``str`` columns: what a non-empty value must look like
+    what: str = ""                 # the pattern in words, for the error message
+    may_be_absent: bool = False    # a file without this column is read as if it were empty
 
 
 def _c(name, kind="str", **kw) -> Column:
     return Column(name, kind, **kw)
+
+
+# Personal data (SPEC section 2): optional, shown only to the volunteer in scope and to admins.
+NAME_MAX = 50
+# A mainland mobile number (11 digits from 13-19, optionally after +86) or a landline with its area code.
+PHONE = r"(?:\+?86[- ]?)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}"
+PERSONAL = {"households": ("head_name", "phone"), "workers": ("name",)}
+
+
+def _name(name: str) -> Column:
+    return _c(name, required=False, max_len=NAME_MAX, may_be_absent=True)
 
 
 TABLES: dict[str, tuple[Column, ...]] = {
@@ -63,6 +77,9 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("village_code", "code", digits=12, required=False),
         _c("lat", "float", lo=-90, hi=90),
         _c("lon", "float", lo=-180, hi=180),
+        _name("head_name"),
+        _c("phone", required=False, max_len=20, pattern=PHONE, may_be_absent=True,
+           what="a Chinese phone number (a mobile 1XXXXXXXXXX, or 0AREA-NUMBER)"),
     ),
     "workers": (
         _c("worker_id", max_len=64),
@@ -80,6 +97,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("will_migrate", "bool"),
         _c("graduate", "bool"),
         _c("employed", "bool"),
+        _name("name"),
     ),
     "jobs": (
         _c("job_id", max_len=64),
@@ -149,6 +167,12 @@ def _parse_column(col: Column, s: pd.Series, file: str) -> pd.Series:
         _fail(file, i, col.name, "contains a control character or a bidirectional override")
 
     if col.kind == "str":
+        if col.pattern is not None:
+            ok = empty | s.str.fullmatch(col.pattern).fillna(False).to_numpy()
+            i = _first(~ok)
+            if i is not None:
+                # The value is not repeated: it is personal data, and error messages reach logs.
+                _fail(file, i, col.name, f"expected {col.what or col.pattern}")
         return s.astype(object)
     if col.kind == "code":
         ok = empty | (s.str.fullmatch(rf"\d{{{col.digits}}}").fillna(False).to_numpy())
@@ -242,11 +266,15 @@ def parse_table(name: str, raw: pd.DataFrame, file: str | None = None) -> pd.Dat
     """
     file = file or FILES[name]
     cols = TABLES[name]
-    missing = [c.name for c in cols if c.name not in raw.columns]
+    missing = [c.name for c in cols if c.name not in raw.columns and not c.may_be_absent]
     if missing:
-        raise SchemaError(f"missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS[name])}",
+        expected = [c.name for c in cols if not c.may_be_absent]
+        raise SchemaError(f"missing column(s) {', '.join(missing)}; expected {', '.join(expected)}",
                           file=file, row=1, column=missing[0])
     raw = raw.reset_index(drop=True)
+    absent = [c.name for c in cols if c.name not in raw.columns]
+    if absent:
+        raw = raw.assign(**{c: "" for c in absent})
     out = pd.DataFrame({c.name: _parse_column(c, raw[c.name].astype(str), file) for c in cols})
     ids = out[ID_COLUMN[name]]
     dup = ids.duplicated().to_numpy()
@@ -419,10 +447,17 @@ def load_world(directory: str | Path, *, referrals_optional: bool = True) -> Wor
     return world
 
 
-def to_csv_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
-    """The table as the strings its CSV holds (lists joined by ';', booleans true/false)."""
+def to_csv_frame(name: str, df: pd.DataFrame, *, personal: bool = True) -> pd.DataFrame:
+    """The table as the strings its CSV holds (lists joined by ';', booleans true/false).
+
+    The optional personal columns (names, phones) are left out when ``personal`` is false
+    (``db export --pseudonymise``) and when the table has no value in them.
+    """
     out = {}
     for col in TABLES[name]:
+        if col.name in PERSONAL.get(name, ()) and (
+                not personal or col.name not in df.columns or not (df[col.name].astype(str) != "").any()):
+            continue
         s = df[col.name]
         if col.kind == "list":
             out[col.name] = s.map(";".join)
@@ -439,7 +474,7 @@ def to_csv_frame(name: str, df: pd.DataFrame) -> pd.DataFrame:
             out[col.name] = v.astype(str).where(v.notna(), "")
         else:
             out[col.name] = s.astype(str)
-    return pd.DataFrame(out, columns=COLUMNS[name])
+    return pd.DataFrame(out, columns=list(out))
 
 
 def _fmt_floats(s: pd.Series) -> pd.Series:
@@ -451,12 +486,13 @@ def _fmt_floats(s: pd.Series) -> pd.Series:
     return pd.Series(text, index=s.index, dtype=object)
 
 
-def write_table(name: str, df: pd.DataFrame, path: str | Path) -> None:
-    to_csv_frame(name, df).to_csv(path, index=False, lineterminator="\n")
+def write_table(name: str, df: pd.DataFrame, path: str | Path, *, personal: bool = True) -> None:
+    to_csv_frame(name, df, personal=personal).to_csv(path, index=False, lineterminator="\n")
 
 
-def write_world(world: World, directory: str | Path) -> None:
+def write_world(world: World, directory: str | Path, *, personal: bool = True) -> None:
+    """Write the four CSV files; without names and phones when ``personal`` is false."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for name, df in world.tables().items():
-        write_table(name, df, d / FILES[name])
+        write_table(name, df, d / FILES[name], personal=personal)

@@ -6,7 +6,8 @@ For the whole session (installed from conftest.py):
   SQLAlchemy, ...), is kept as its formatted message with its exception and stack text;
 - every response that a Flask test client gets from ``/api/`` is read, and the personal data in it is
   collected: household, worker and referral ids, household coordinates, disability types, token
-  holders' names and referral notes, and every bearer token the client sent;
+  holders' names and referral notes, people's names (a household's head, a member) and phone numbers,
+  every bearer token the client sent and every session cookie the service set;
 - log files of services started as processes (``matcher serve``) can be added with :func:`watch_file`.
 
 At the end of the session :func:`leaks` greps the records and files for every collected value (as a
@@ -24,6 +25,10 @@ from pathlib import Path
 
 # Values shorter than this are too common to grep for (an id like "H1" would match anything).
 MIN_LENGTH = 3
+# A Chinese name is often two characters: grepped as a whole word, that is specific enough.
+MIN_NAME_LENGTH = 2
+NAME_KEYS = ("head_name", "phone")             # anywhere in an answer
+MEMBER_NAME_KEY = "name"                        # in a record with a worker_id
 # Keys whose string values are personal wherever they appear in an answer.
 ID_KEYS = ("household_id", "worker_id", "referral_id")
 TEXT_KEYS = ("note",)
@@ -80,8 +85,8 @@ class Guard:
 
     # -- collecting ------------------------------------------------------------------------------
 
-    def _add(self, value, what: str) -> None:
-        if isinstance(value, str) and len(value) >= MIN_LENGTH:
+    def _add(self, value, what: str, min_length: int = MIN_LENGTH) -> None:
+        if isinstance(value, str) and len(value) >= min_length:
             with self._lock:
                 self.values.setdefault(value, what)
 
@@ -92,11 +97,17 @@ class Guard:
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             self._add(auth[7:].strip(), "a bearer token")
+        for header in resp.headers.getlist("Set-Cookie"):
+            value = header.split(";", 1)[0].partition("=")[2]
+            self._add(value, "a session cookie")
         if resp.mimetype != "application/json" or resp.status_code >= 400:
             return
         body = json.loads(resp.get_data())
         if request.path == "/api/v1/me":
             self._add(body.get("name"), "a token holder's name")
+            self._add(body.get("csrf_token"), "a CSRF token")
+        if request.path == "/api/v1/session" and isinstance(body, dict):
+            self._add(body.get("csrf_token"), "a CSRF token")
         self._walk(body)
 
     def _walk(self, node) -> None:
@@ -110,6 +121,10 @@ class Guard:
             self._add(node.get(key), key)
         for key in TEXT_KEYS:
             self._add(node.get(key), key)
+        for key in NAME_KEYS:
+            self._add(node.get(key), f"a person's {key}", MIN_NAME_LENGTH)
+        if "worker_id" in node:
+            self._add(node.get(MEMBER_NAME_KEY), "a person's name", MIN_NAME_LENGTH)
         if node.get("disability") in DISABILITIES:
             self._add(node["disability"], "a disability")
         if "household_id" in node and "worker_id" not in node and "job_id" not in node:

@@ -382,3 +382,38 @@ def test_placed_points_stay_inside_their_county_and_never_move():
     again = divisions.villages()
     pd.testing.assert_frame_equal(again, divisions.villages())
     assert (again[["lat", "lon"]].to_numpy() == divisions._villages()[["lat", "lon"]].to_numpy()).all()
+
+
+# -- names -------------------------------------------------------------------------------------
+
+def test_generated_names_are_plausible_chinese_names(default_world):
+    from matcher.names import SURNAMES
+    _, _, w = default_world
+    names = w.workers["name"]
+    assert names.map(len).between(2, 3).all() and names.str[0].isin(list(SURNAMES)).all()
+    assert names.nunique() > len(names) // 20           # not a handful of names over and over
+    heads = w.households["head_name"]
+    assert (heads != "").all() and (w.households["phone"] == "").all()   # no made-up phone numbers
+    # The head of a household with members is one of them, and the household's members mostly share a surname.
+    members = w.workers.groupby("household_id")["name"].apply(set)
+    with_members = heads[w.households["household_id"].isin(members.index)]
+    ids = w.households["household_id"][with_members.index]
+    assert all(h in members[i] for h, i in zip(with_members, ids))
+    men = w.workers[w.workers["sex"] == "M"].merge(w.households, on="household_id")
+    assert (men["name"].str[0] == men["head_name"].str[0]).mean() > 0.9
+
+
+def test_names_come_from_their_own_stream_and_leave_every_other_column_as_it_was(tmp_path, monkeypatch):
+    from matcher import names
+    generate_world(tmp_path / "named", households=300, seed=4)
+    generate_world(tmp_path / "named_again", households=300, seed=4)
+    monkeypatch.setattr(names, "add_synthetic_names", lambda *args, **kw: None)
+    generate_world(tmp_path / "nameless", households=300, seed=4)
+    for name in ("households.csv", "workers.csv", "jobs.csv", "referrals.csv"):
+        named = (tmp_path / "named" / name).read_bytes()
+        assert named == (tmp_path / "named_again" / name).read_bytes(), name      # deterministic by seed
+        with_names = pd.read_csv(tmp_path / "named" / name, dtype=str, keep_default_na=False)
+        without = (tmp_path / "nameless" / name).read_text(encoding="utf-8")
+        kept = with_names.drop(columns=[c for c in ("head_name", "phone", "name") if c in with_names.columns])
+        assert kept.to_csv(index=False, lineterminator="\n") == without, name
+    assert "head_name" in (tmp_path / "named" / "households.csv").read_text(encoding="utf-8").splitlines()[0]

@@ -116,9 +116,11 @@ def fits_the_phone(page) -> bool:
 
 
 def sign_in(page, base, path, token, expect):
+    """Sign in with a token (scripts and tests); people sign in with an account, see the test below."""
     page.goto(base + path)
+    page.locator("#token-signin summary").click()
     page.get_by_label("访问令牌").fill(token)
-    page.get_by_role("button", name="登录").click()
+    page.get_by_role("button", name="使用令牌进入").click()
     expect(page.locator("#app")).to_be_visible()
 
 
@@ -248,10 +250,10 @@ def test_bad_form_shows_each_error_next_to_its_field(playwright_modules, live, n
               "lat": 35.5, "lon": 119.3, "slots": 1, "monthly_wage": 2000})
     page = new_page()
     page.goto(live.base + "/recruiter")
-    # Keyboard order: skip link, the two page links, the token, the sign-in button.
+    # Keyboard order: skip link, the two page links, the login, the password, the sign-in button.
     for expected in (page.locator(".skip-link"), page.get_by_role("link", name="就业伙伴"),
-                     page.get_by_role("link", name="招聘单位"), page.get_by_label("访问令牌"),
-                     page.get_by_role("button", name="登录")):
+                     page.get_by_role("link", name="招聘单位"), page.get_by_label("账号"), page.get_by_label("密码"),
+                     page.get_by_role("button", name="登录", exact=True)):
         page.keyboard.press("Tab")
         expect(expected).to_be_focused()
     sign_in(page, live.base, "/recruiter", live.tokens["recruiter"], expect)
@@ -299,3 +301,92 @@ def test_bad_form_shows_each_error_next_to_its_field(playwright_modules, live, n
     expect(page.locator("#jobs-list li.job-card[data-job='J-TAKEN']")).to_contain_text("已关闭")
     expect(page.locator("#jobs-list li.job-card[data-job='J-TAKEN'] button")).to_have_count(0)
     assert call_api(live, "GET", "/api/v1/jobs/J-TAKEN", live.tokens["recruiter"])["status"] == "closed"
+
+
+# -- people sign in (SPEC section 7) -------------------------------------------------------------------
+
+PAIR_PASSWORD = "惠家庄结对-2026"
+MOBILE = {"width": 390, "height": 844}
+
+
+def paired_household(world):
+    """A household of the volunteers' county with a village and a member whose name is not the head's."""
+    w = world.workers.merge(world.households, on="household_id")
+    w = w[(w["county_code"] == API_COUNTY) & (w["village_code"] != "") & (w["name"] != w["head_name"])]
+    unique = w[~w["name"].isin(world.workers["name"].value_counts().loc[lambda c: c > 1].index)]
+    return unique.sort_values("worker_id").iloc[0]
+
+
+def test_a_volunteer_signs_in_stays_signed_in_offline_and_finds_a_household_by_a_members_name(
+        playwright_modules, live, new_page, browser, expect):
+    Axe = playwright_modules[2]
+    member = paired_household(live.world)
+    from matcher.store import make_engine
+    from matcher.store.users import create_user
+    engine = make_engine(live.app.config["DATABASE_URL"])
+    create_user(engine, role="volunteer", login="hui.pair", password=PAIR_PASSWORD, display_name="惠家庄就业伙伴",
+                county=API_COUNTY, villages=[member["village_code"]])
+    engine.dispose()
+
+    page = new_page()
+    page.set_viewport_size(MOBILE)
+    page.goto(live.base + "/")
+    expect(page.locator("#signin")).to_be_visible()
+    problems = axe_check(Axe, page, "volunteer-sign-in")
+    assert not problems, "sign-in form:\n" + "\n".join(problems)
+    page.get_by_label("账号").fill("hui.pair")
+    page.get_by_label("密码").fill("not the password")
+    page.get_by_role("button", name="登录", exact=True).click()
+    expect(page.locator("#signin-error")).to_have_text("账号或密码不正确。")
+    page.get_by_label("密码").fill(PAIR_PASSWORD)
+    page.get_by_role("button", name="登录", exact=True).click()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#who-text")).to_contain_text("惠家庄就业伙伴")
+
+    # My households come first, most urgent first, as the API orders them.
+    expect(page.locator("#app > section").first).to_have_id("mine")
+    first_row = page.locator("#mine-list li").first
+    expect(first_row).to_be_visible()
+    urgent = page.evaluate("fetch('/api/v1/me/households?per_page=10').then(r => r.json())")
+    assert urgent["items"], urgent
+    assert all(h["village_code"] == member["village_code"] for h in urgent["items"])
+    expect(first_row.locator("button")).to_have_attribute("data-household", urgent["items"][0]["household_id"])
+    shoot(page, "volunteer-my-households")
+    assert page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
+
+    # A reload keeps the sign-in (the cookie), and so does a network failure.
+    page.reload()
+    expect(page.locator("#app")).to_be_visible()
+    expect(page.locator("#signin")).to_be_hidden()
+    expect(page.locator("#mine-list li").first).to_be_visible()
+    browser.set_offline(True)
+    try:
+        page.get_by_label("户主或成员姓名").fill(member["name"])
+        page.get_by_role("button", name="按姓名查找").click()
+        expect(page.locator("#name-results")).to_contain_text("网络连接失败")
+        expect(page.locator("#signin")).to_be_hidden()
+        expect(page.locator("#app")).to_be_visible()
+    finally:
+        browser.set_offline(False)
+
+    # Back online: find the household by a member's name (not the head's), still signed in.
+    page.get_by_role("button", name="按姓名查找").click()
+    found = page.locator("#name-results li", has_text=member["household_id"])
+    expect(found).to_be_visible()
+    expect(found).to_contain_text(member["head_name"])
+    found.get_by_role("button").click()
+    expect(page.locator("#household-heading")).to_contain_text(member["head_name"])
+    expect(page.locator(f"article.member[data-worker='{member['worker_id']}'] h3")).to_contain_text(member["name"])
+    shoot(page, "volunteer-found-by-name")
+    assert page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
+    problems = axe_check(Axe, page, "volunteer-my-households")
+    assert not problems, "volunteer page signed in:\n" + "\n".join(problems)
+
+    # Signing out is a write made with the cookie: it needs the CSRF token the page kept across reloads.
+    page.reload()
+    expect(page.locator("#app")).to_be_visible()
+    page.get_by_role("button", name="退出登录").click()
+    expect(page.locator("#signin")).to_be_visible()
+    page.reload()
+    expect(page.locator("#signin")).to_be_visible()
+    expect(page.locator("#app")).to_be_hidden()

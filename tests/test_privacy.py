@@ -85,7 +85,7 @@ def test_a_days_traffic_logs_no_personal_data(world_api, small_world, tmp_path, 
     # What an operator sees when things go wrong: a crash inside a view ...
     from matcher.api import matching
 
-    def broken(household_id, k):
+    def broken(household_id, k, order="score"):
         raise KeyError(household_id)
 
     monkeypatch.setattr(matching, "household_matches", broken)
@@ -155,3 +155,84 @@ def test_werkzeugs_own_server_does_not_log_request_paths(api):
     log = "\n".join(GUARD.capture.lines[first_line:])
     assert "/api/v1/households/<household_id>/matches 200" in log
     assert "H-A" not in log
+
+
+# -- names and phones (SPEC section 2) ---------------------------------------------------------------
+
+@pytest.fixture
+def named_api(tmp_path, prior_model_dir):
+    from test_api_scope import scope_world
+    api = make_api(f"sqlite:///{tmp_path / 'names.db'}", tmp_path, prior_model_dir, world=scope_world(),
+                   LOG_LEVEL="DEBUG")
+    yield api
+    api.app.extensions["matcher"].dispose()
+
+
+NAMES = ("王建国", "刘桂兰", "李秀英", "13800001111", "0633-8221234")
+
+
+def test_names_and_phones_reach_the_volunteer_in_scope_and_admins_but_no_log(named_api, caplog):
+    api = named_api
+    caplog.set_level(logging.DEBUG)
+    detail = api.get("/api/v1/households/H-MINE", as_="volunteer").get_json()
+    assert (detail["head_name"], detail["phone"]) == ("王建国", "13800001111")
+    assert {m["worker_id"]: m["name"] for m in detail["members_detail"]} == {"W-MINE": "王建国", "W-MINE2": "刘桂兰"}
+    found = api.get("/api/v1/households?q=桂兰", as_="volunteer").get_json()
+    assert [h["household_id"] for h in found["items"]] == ["H-MINE"]
+    assert api.get("/api/v1/households/H-NEXT", as_="admin").get_json()["phone"] == "0633-8221234"
+    assert api.get("/api/v1/households/H-NEXT", as_="volunteer_other").status_code == 404
+    bad = api.post("/api/v1/households", json={"household_id": "H-BAD", "county_code": "371102",
+                                                 "town_code": "371102107", "lat": 35.5, "lon": 119.27,
+                                                 "phone": "138000011112", "head_name": "孙丽"})
+    assert bad.status_code == 422 and "138000011112" not in bad.get_data(as_text=True)
+    for value in NAMES:
+        assert value not in caplog.text
+    assert {"a person's head_name", "a person's phone", "a person's name"} <= set(GUARD.values.values())
+    assert GUARD.leaks([("this test's log", caplog.text)]) == []
+
+
+def test_a_recruiter_never_sees_a_name_or_a_phone(named_api):
+    api = named_api
+    job = api.post("/api/v1/jobs", as_="recruiter", json={
+        "employer": "陈疃服装厂", "title": "缝纫工", "kind": "enterprise", "lat": 35.5, "lon": 119.27, "slots": 3,
+        "monthly_wage": 2800, "skills": ["缝纫"]}).get_json()
+    answers = [api.get(f"/api/v1/jobs/{job['job_id']}/candidates", as_="recruiter"),
+               api.get("/api/v1/jobs", as_="recruiter"), api.get(f"/api/v1/jobs/{job['job_id']}", as_="recruiter"),
+               api.get("/api/v1/me", as_="recruiter")]
+    assert answers[0].get_json()["candidates"], "the recruiter should see the seamstresses, by age band only"
+    for resp in answers:
+        text = resp.get_data(as_text=True)
+        assert resp.status_code == 200 and not [v for v in NAMES if v in text]
+    for path in ("/api/v1/households", "/api/v1/households/H-MINE", "/api/v1/me/households",
+                 "/api/v1/households?q=王建国", "/api/v1/workers/W-MINE/matches"):
+        assert api.get(path, as_="recruiter").status_code == 403
+
+
+def test_the_guard_collects_names_and_phones_from_answers():
+    from privacy_guard import Guard
+    guard = Guard()
+    guard._walk({"items": [{"household_id": "H-X1", "head_name": "王五", "phone": "13912345678",
+                            "members_detail": [{"worker_id": "W-X1", "name": "赵六"}]}],
+                 "county_name": "东港区", "name": "vol-1"})
+    assert {v: w for v, w in guard.values.items() if w.startswith("a person")} == {
+        "王五": "a person's head_name", "13912345678": "a person's phone", "赵六": "a person's name"}
+    leaks = guard.leaks([("log", "served 王五 at 13912345678\n东港区王五村 is a place")])
+    assert [leak.split(" in log")[0] for leak in leaks] == ["a person's head_name '王五'",
+                                                           "a person's phone '13912345678'"]
+
+
+def test_db_export_pseudonymise_leaves_names_and_phones_out(named_api, tmp_path):
+    from matcher.store import export_world, make_engine
+    engine = make_engine(named_api.app.config["DATABASE_URL"])
+    export_world(engine, tmp_path / "full")
+    export_world(engine, tmp_path / "pseudo", pseudonymise=True)
+    engine.dispose()
+    full = (tmp_path / "full" / "households.csv").read_text(encoding="utf-8")
+    assert "head_name" in full.splitlines()[0] and "王建国" in full and "13800001111" in full
+    assert "刘桂兰" in (tmp_path / "full" / "workers.csv").read_text(encoding="utf-8")
+    for name in ("households", "workers", "jobs", "referrals"):
+        text = (tmp_path / "pseudo" / f"{name}.csv").read_text(encoding="utf-8")
+        assert not [v for v in NAMES if v in text]
+    assert (tmp_path / "pseudo" / "households.csv").read_text(encoding="utf-8").splitlines()[0] == \
+        "household_id,county_code,town_code,village_code,lat,lon"
+    assert (tmp_path / "pseudo" / "workers.csv").read_text(encoding="utf-8").splitlines()[0].endswith(",employed")

@@ -185,3 +185,51 @@ def test_coordinates_round_trip_with_every_digit(tmp_path):
     write_world(world, tmp_path / "again")
     again = load_world(tmp_path / "again")
     assert again.households.at[0, "lat"] == 35.1234567 and again.households.at[0, "lon"] == 119.26543219
+
+
+# -- names and phones: optional personal columns (SPEC section 2) -----------------------------------
+
+def test_files_without_name_columns_load_with_empty_names(tmp_path):
+    d = _world_dir(tmp_path)
+    for name, cols in (("households", ["head_name", "phone"]), ("workers", ["name"])):
+        df = pd.read_csv(d / f"{name}.csv", dtype=str, keep_default_na=False).drop(columns=cols)
+        df.to_csv(d / f"{name}.csv", index=False)
+    world = load_world(d)
+    assert list(world.households["head_name"]) == [""] and list(world.households["phone"]) == [""]
+    assert list(world.workers["name"]) == [""]
+    write_world(world, tmp_path / "again")       # and they are written back without them
+    assert "head_name" not in (tmp_path / "again" / "households.csv").read_text().splitlines()[0]
+
+
+def test_names_and_phones_load_and_round_trip(tmp_path):
+    d = _world_dir(tmp_path, households=[f.household(household_id="H1", head_name="王建国", phone="13800001111")],
+                   workers=[f.worker("H1", worker_id="W1", name="刘桂兰")])
+    world = load_world(d)
+    assert (world.households["head_name"].iloc[0], world.households["phone"].iloc[0]) == ("王建国", "13800001111")
+    assert world.workers["name"].iloc[0] == "刘桂兰"
+    write_world(world, tmp_path / "again")
+    assert load_world(tmp_path / "again").workers["name"].iloc[0] == "刘桂兰"
+    write_world(world, tmp_path / "pseudo", personal=False)
+    assert "王建国" not in (tmp_path / "pseudo" / "households.csv").read_text(encoding="utf-8")
+    assert "刘桂兰" not in (tmp_path / "pseudo" / "workers.csv").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("phone", ["13800001111", "+8613800001111", "+86 13912345678", "0633-8221234",
+                                   "06338221234", "010-12345678"])
+def test_plausible_chinese_phone_numbers_are_accepted(tmp_path, phone):
+    d = _world_dir(tmp_path, households=[f.household(household_id="H1", phone=phone)])
+    assert load_world(d).households["phone"].iloc[0] == phone
+
+
+@pytest.mark.parametrize("phone", ["12345", "1380000111", "138000011112", "23800001111", "+1 555 0100",
+                                   "电话13800001111", "633-8221234"])
+def test_implausible_phone_numbers_are_refused_without_repeating_them(tmp_path, phone):
+    e = _error(tmp_path, households=[f.household(household_id="H1", phone=phone)])
+    assert (e.file, e.row, e.column) == ("households.csv", 2, "phone")
+    assert "Chinese phone number" in str(e) and phone not in str(e)
+
+
+@pytest.mark.parametrize("name,why", [("王" * 51, "longer than 50"), ("王\x07明", "control character")])
+def test_names_are_bounded_and_refuse_control_characters(tmp_path, name, why):
+    e = _error(tmp_path, workers=[f.worker("H1", worker_id="W1", name=name)])
+    assert (e.file, e.column) == ("workers.csv", "name") and why in str(e)

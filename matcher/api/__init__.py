@@ -36,6 +36,7 @@ def _settings_config() -> dict:
         "MAX_JSON_BYTES": s.max_json_bytes,
         "MAX_CSV_BYTES": s.max_csv_bytes,
         "LOG_LEVEL": s.log_level,
+        "TRUST_PROXY": s.trust_proxy,
         "LOAD_MODEL": True,
         # Audit entries are written in batches this often (0: before each answer); see runtime.AuditWriter.
         "AUDIT_FLUSH_SECONDS": 0.25,
@@ -92,8 +93,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     runtime.init_app(app)
     auth.init_app(app)
 
-    from matcher.api import allocations, health, imports, jobs, modelctl, openapi, people, referrals, stats
-    for module in (health, openapi, jobs, people, referrals, modelctl, stats, allocations, imports):
+    from matcher.api import (allocations, health, imports, jobs, modelctl, openapi, people, referrals, session,
+                             sites, stats)
+    for module in (health, openapi, session, jobs, people, referrals, modelctl, stats, allocations, sites,
+                   imports):
         app.register_blueprint(module.bp)
     # The web pages (/ and /recruiter) live in matcher/api/pages.py when that module exists.
     if importlib.util.find_spec("matcher.api.pages") is not None:
@@ -108,7 +111,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         ms = (time.perf_counter() - started) * 1000 if started else 0.0
         tok = g.get("token")
         access.info("%s %s %s %.1fms %s", request.method, rule, resp.status_code, ms,
-                    f"token={tok.id}" if tok else "anonymous")
+                    ("token=" if tok.kind == "token" else "user=") + str(tok.id) if tok else "anonymous")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Cache-Control", "no-store")
         if request.method == "OPTIONS" and resp.status_code == 200 and not resp.get_data():

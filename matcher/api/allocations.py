@@ -11,7 +11,7 @@ import json
 import numpy as np
 from flask import Blueprint, g
 
-from matcher.api.auth import audit
+from matcher.api.auth import audit, scope_villages
 from matcher.api.errors import APIError, not_found
 from matcher.api.openapi import Reply, endpoint
 from matcher.api.runtime import runtime
@@ -39,6 +39,15 @@ def _empty_summary(whole: dict) -> dict:
     return {k: whole[k] for k in ("method", "model_version", "optimality", "seconds") if k in whole}
 
 
+def village_summary(plan: dict) -> dict:
+    """What a volunteer narrowed to villages may see of a plan's summary: the figures of its own rows
+    (the county's figures count the other villages' households)."""
+    rows, whole = plan["rows"], plan["summary"]
+    return dict(_empty_summary(whole), note=whole.get("note"), villages_only=True,
+                households_placed=len({r["household_id"] for r in rows}), workers_placed=len(rows),
+                subsidy_yuan=round(sum(r["subsidy_yuan"] for r in rows), 2))
+
+
 @endpoint(bp, "", "POST", summary="Compute and store a city-wide plan", roles=("evaluator", "admin"),
           description="One plan for the whole city (SPEC section 4, `matcher allocate`), with the model in use, "
                       "stored as a snapshot. Can take a while on a large world.",
@@ -51,8 +60,12 @@ def post_allocation(body: AllocationIn):
         raise APIError(501, "not_implemented", "city-wide allocation is not available in this build") from None
     rt = runtime()
     loaded = rt.models.require()
-    plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded))
+    plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded), prices=True)
     summary = json.loads(json.dumps(dict(plan.summary, note=body.note), default=_plain))
+    if plan.prices is not None:       # contention for the match items (SPEC section 8), not shown with the plan
+        p = plan.prices
+        summary[queries.JOB_PRICES] = {str(j): [float(c), int(n)] for j, c, n in
+                                       zip(p["job_id"], p["contention"], p["plan_assigned"])}
     rows = plan.rows
     records = [{"household_id": str(r.household_id), "worker_id": str(r.worker_id), "job_id": str(r.job_id),
                 "county_code": str(r.county_code) if r.county_code else None, "score": float(r.score),
@@ -66,7 +79,7 @@ def post_allocation(body: AllocationIn):
                  {"Location": f"/api/v1/allocations/{allocation_id}"})
 
 
-@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: their county's rows and figures only)",
+@endpoint(bp, "/<int:allocation_id>", summary="Read a stored plan (volunteers: the rows and figures of their scope only)",
           roles=("volunteer", "evaluator", "admin"), response=Allocation,
           path_params={"allocation_id": "the plan's id"})
 def get_allocation(allocation_id: int):
@@ -74,10 +87,12 @@ def get_allocation(allocation_id: int):
     county = tok.county_code if tok.role == "volunteer" else None
     if allocation_id > 2**31 - 1:
         raise not_found("allocation")
-    plan = queries.get_allocation(runtime().engine, allocation_id, county_code=county)
+    plan = queries.get_allocation(runtime().engine, allocation_id, county_code=county, villages=scope_villages())
     if plan is None:
         raise not_found("allocation")
-    if county is not None:
+    if county is not None and scope_villages():
+        plan["summary"] = village_summary(plan)
+    elif county is not None:
         # the county's own figures, never the city's (its uncovered villages name other counties' people)
         whole = plan["summary"]
         plan["summary"] = dict(whole.get("by_county", {}).get(county) or _empty_summary(whole), note=whole.get("note"))

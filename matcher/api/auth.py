@@ -1,8 +1,10 @@
-"""Who is asking: bearer tokens, roles, scope, the rate limit and the audit log.
+"""Who is asking: bearer tokens, session cookies, roles, scope, the rate limit and the audit log.
 
-Every request under ``/api/`` needs ``Authorization: Bearer TOKEN``; only the token's
-SHA-256 is stored (:mod:`matcher.store.tokens`). Volunteers are scoped to a county: a
-record outside it is answered 404, as if it did not exist. Reads of a household's or a
+Every request under ``/api/`` (but signing in) needs ``Authorization: Bearer TOKEN`` or the
+session cookie of a signed-in person (:mod:`matcher.api.session`); the store keeps only the
+SHA-256 of either. A write made with the cookie needs the session's ``X-CSRF-Token`` header.
+Volunteers are scoped to a county, and a person's account may narrow that to villages: a
+record outside the scope is answered 404, as if it did not exist. Reads of a household's or a
 worker's data are written to the audit log (who, what, when; ids only).
 """
 
@@ -15,6 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
@@ -177,6 +180,66 @@ def read_body(cache: bool = True) -> bytes:
     return data
 
 
+SESSION_COOKIE = "matcher_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request speaks for: a token (scripts) or a signed-in person.
+
+    ``name`` is what jobs record as their ``owner`` and what the audit log names: the token's
+    name, or the person's login. ``villages`` (people only) narrow a volunteer's county.
+    """
+
+    kind: str                     # "token" or "user"
+    id: int
+    name: str
+    role: str
+    county_code: str | None
+    villages: tuple[str, ...] = ()
+    display_name: str | None = None
+
+    @property
+    def key(self) -> str:
+        """The rate limiter's and the access log's key: never a name."""
+        return f"{self.kind[0]}{self.id}"
+
+
+def _unauthorized(cookie_sent: bool) -> APIError:
+    headers = {"WWW-Authenticate": 'Bearer realm="matcher"'}
+    if cookie_sent:
+        from matcher.api.session import clear_cookie_header
+        headers["Set-Cookie"] = clear_cookie_header()
+    return APIError(401, "unauthorized", "missing, unknown, expired or revoked token or session; send "
+                                         "`Authorization: Bearer TOKEN` or sign in (POST /api/v1/session)",
+                    headers=headers)
+
+
+def _identify(engine) -> Principal | None:
+    """The request's principal from its bearer token, else from its session cookie (checked in the store)."""
+    token = _bearer()
+    if token:
+        from matcher.store import verify_token
+        info = verify_token(engine, token)
+        if info is None:
+            return None
+        return Principal("token", info.id, info.name, info.role, info.county_code)
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id:
+        return None
+    from matcher.store.users import csrf_ok, session_user
+    user = session_user(engine, session_id)
+    if user is None:
+        return None
+    g.session_id = session_id
+    if request.method not in SAFE_METHODS and not csrf_ok(session_id, request.headers.get(CSRF_HEADER)):
+        raise APIError(403, "csrf", f"a change made with the session cookie needs the {CSRF_HEADER} header "
+                                    "that signing in answered")
+    return Principal("user", user.id, user.login, user.role, user.county_code, user.villages, user.display_name)
+
+
 def init_app(app: Flask) -> None:
     app.extensions["matcher.limiter"] = make_limiter(app)
 
@@ -189,23 +252,20 @@ def init_app(app: Flask) -> None:
         _check_size(int(cfg["MAX_CSV_BYTES"]) if op is not None and op.csv else int(cfg["MAX_JSON_BYTES"]))
         if not request.path.startswith("/api/"):
             return None
-        token = _bearer()
+        if op is not None and op.roles is None:      # signing in
+            g.token = None
+            return None
         rt = runtime()
-        info = None
-        if token:
-            from matcher.store import verify_token
-            info = verify_token(rt.engine, token)
+        info = _identify(rt.engine)
         if info is None:
-            raise APIError(401, "unauthorized", "missing, unknown, expired or revoked token; send "
-                                                "`Authorization: Bearer TOKEN`",
-                           headers={"WWW-Authenticate": 'Bearer realm="matcher"'})
+            raise _unauthorized(SESSION_COOKIE in request.cookies)
         g.token = info
         limiter = current_app.extensions.get("matcher.limiter")
         if limiter is not None:
-            wait = limiter.hit(f"t{info.id}")
+            wait = limiter.hit(info.key)
             if wait is not None:
                 raise APIError(429, "rate_limited", f"more than {cfg['RATE_LIMIT_PER_MINUTE']} requests a "
-                                                    f"minute with this token; retry in {wait} s",
+                                                    f"minute with this token or session; retry in {wait} s",
                                headers={"Retry-After": str(wait)})
         rt.models.sync()
         return None
@@ -213,15 +273,27 @@ def init_app(app: Flask) -> None:
 
 # -- scope ---------------------------------------------------------------------------------------
 
-def in_scope(county_code: str | None) -> bool:
-    """Volunteers see their county only; every other role that reaches a view sees everything."""
+def in_scope(county_code: str | None, village_code: str | None = None) -> bool:
+    """Volunteers see their county only, narrowed to their villages when they have some; every other
+    role that reaches a view sees everything."""
     tok = g.token
-    return tok.role != "volunteer" or (county_code is not None and county_code == tok.county_code)
+    if tok.role != "volunteer":
+        return True
+    if county_code is None or county_code != tok.county_code:
+        return False
+    return not tok.villages or (village_code or None) in tok.villages
 
 
-def require_scope(county_code: str | None, what: str, resource_id: str | None = None) -> None:
-    """A 404 for a record outside the token's county, as if it did not exist; the attempt is audited."""
-    if not in_scope(county_code):
+def scope_villages() -> tuple[str, ...] | None:
+    """The villages a volunteer is narrowed to, or None when the whole county (or everything) is in scope."""
+    tok = g.token
+    return tok.villages if tok.role == "volunteer" and tok.villages else None
+
+
+def require_scope(county_code: str | None, what: str, resource_id: str | None = None, *,
+                  village_code: str | None = None) -> None:
+    """A 404 for a record outside the caller's scope, as if it did not exist; the attempt is audited."""
+    if not in_scope(county_code, village_code):
         denied(what, resource_id, 404)
         raise not_found(what)
 

@@ -13,10 +13,14 @@ import numpy as np
 
 from flask import Response, current_app
 
+import threading
+
 from matcher.api.errors import not_found
 from matcher.api.runtime import runtime
 from matcher.api.schemas import HouseholdMatches, WorkerMatches
 from matcher.eligibility import KIND, Pairs, eligible_mask
+from matcher.ranking import Contention
+from matcher.store import queries
 from matcher.features import skill_overlap
 from matcher.geo import haversine_km
 
@@ -42,8 +46,8 @@ def _remember(key: tuple, compute, schema) -> bytes | None:
         out = compute(engine, loaded)
         if out is None:
             return None
-        if app.config.get("VALIDATE_RESPONSES"):
-            out = schema.model_validate(out).model_dump(mode="json")
+        if app.config.get("VALIDATE_RESPONSES"):      # fields left out stay out (contention before a plan)
+            out = schema.model_validate(out).model_dump(mode="json", exclude_unset=True)
         return app.json.dumps(out).encode("utf-8")
 
     return rt.world.remember(rt.engine, rt.policy, loaded, key, encoded)
@@ -53,25 +57,59 @@ def _json(body: bytes) -> Response:
     return Response(body, mimetype="application/json")
 
 
-def worker_matches(worker_id: str, k: int) -> Response:
+_prices_lock = threading.Lock()
+_prices: dict = {}      # (id of the database engine, plan id) -> {job_id: (contention, plan_assigned)}
+
+
+def contention(engine, plan_id: int | None) -> Contention | None:
+    """Plan ``plan_id``'s prices on the ranker's job rows (None before any plan); read once per process."""
+    db = runtime().engine
+    if plan_id is None:
+        return None
+    key = (id(db), plan_id)
+    prices = _prices.get(key)
+    if prices is None:
+        prices = queries.job_prices(db, plan_id)
+        with _prices_lock:
+            _prices.clear()
+            _prices[key] = prices
+    if not prices:
+        return None
+    by_rows = getattr(engine, "_contention", None)
+    if by_rows is None or by_rows[0] != plan_id:
+        by_rows = (plan_id, Contention.of(engine.J.ids, prices))
+        engine._contention = by_rows
+    return by_rows[1]
+
+
+def worker_matches(worker_id: str, k: int, order: str = "score") -> Response:
+    plan_id = _plan_id()
+
     def compute(engine, loaded):
         if worker_id not in engine._row:
             return None
-        out = engine.worker_matches(worker_id, k)
+        out = engine.worker_matches(worker_id, k, contention(engine, plan_id), order)
         return {"worker_id": out["worker_id"], "model_version": loaded.version,
                 **{key: out[key] for key in ("matches", "fallback", "training", "notes")}}
-    body = _remember(("worker", worker_id, k), compute, WorkerMatches)
+    body = _remember(("worker", worker_id, k, order, plan_id), compute, WorkerMatches)
     if body is None:
         raise not_found("worker")
     return _json(body)
 
 
-def household_matches(household_id: str, k: int) -> Response:
+def household_matches(household_id: str, k: int, order: str = "score") -> Response:
+    plan_id = _plan_id()
+
     def compute(engine, loaded):
-        out = engine.household_matches(household_id, k)
+        out = engine.household_matches(household_id, k, contention(engine, plan_id), order)
         return {"household_id": household_id, "model_version": loaded.version, "plan": out["plan"],
                 "members": out["members"]}
-    return _json(_remember(("household", household_id, k), compute, HouseholdMatches))
+    return _json(_remember(("household", household_id, k, order, plan_id), compute, HouseholdMatches))
+
+
+def _plan_id() -> int | None:
+    """Part of a remembered answer's key: a newly stored plan changes every item's contention."""
+    return queries.latest_allocation_id(runtime().engine)
 
 
 def age_band(age: int) -> str:

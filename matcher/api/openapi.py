@@ -195,8 +195,8 @@ def operation_for(endpoint_name: str | None) -> Operation | None:
 
 STANDARD_ERRORS = {
     400: "Malformed request (not JSON, not an object)",
-    401: "Missing, unknown, expired or revoked token",
-    403: "The token's role may not do this",
+    401: "Missing, unknown, expired or revoked token or session (signing in: wrong login or password)",
+    403: "The caller's role may not do this, or a write made with the session cookie lacks X-CSRF-Token",
     404: "No such record, or outside the token's scope",
     405: "Method not allowed",
     409: "Conflict (the job is full or closed, the record exists, the outcome is recorded)",
@@ -332,7 +332,7 @@ def build_document(app) -> dict:
         codes = set(op.errors) | {405, 500}
         if op.roles is not None:
             codes |= {401, 429, 503}   # 503: the database cannot be reached
-            if set(op.roles) != set(ROLES):
+            if set(op.roles) != set(ROLES) or op.method != "GET":   # a cookie write without X-CSRF-Token
                 codes.add(403)
         if op.body is not None:
             codes |= {400, 413, 415, 422}
@@ -356,13 +356,17 @@ def build_document(app) -> dict:
         "openapi": "3.0.3",
         "info": {"title": "matcher", "version": __version__,
                  "description": "Job matching for employment poverty alleviation (Rizhao). Every request under "
-                                "/api/v1 needs `Authorization: Bearer TOKEN`; errors are "
+                                "/api/v1 (but signing in) needs `Authorization: Bearer TOKEN` or the session "
+                                "cookie of POST /api/v1/session; errors are "
                                 "`{\"error\": {\"code\", \"message\", \"field\"}}`."},
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {"schemas": schemas.components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        "security": [{"bearer": []}],
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                           "session": {"type": "apiKey", "in": "cookie", "name": "matcher_session",
+                                                       "description": "the cookie POST /api/v1/session sets; "
+                                                                      "writes also need X-CSRF-Token"}}},
+        "security": [{"bearer": []}, {"session": []}],
     }
 
 

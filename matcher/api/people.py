@@ -13,7 +13,7 @@ from matcher.api.errors import conflict, invalid, not_found
 from matcher.api.jobs import MAX_K, checked_row
 from matcher.api.openapi import Reply, endpoint
 from matcher.api.runtime import runtime
-from matcher.api.schemas import (Household, HouseholdIn, HouseholdMatches, MatchQuery, Worker, WorkerIn,
+from matcher.api.schemas import (Household, HouseholdIn, HouseholdMatches, MatchesQuery, Worker, WorkerIn,
                                  WorkerMatches, plausible_id)
 from matcher.store import queries
 
@@ -48,28 +48,28 @@ def post_worker(body: WorkerIn):
 
 
 @endpoint(bp, "/workers/<worker_id>/matches", summary="A worker's ranked jobs, fallback posts and training "
-          "suggestions", roles=MATCHERS, query=MatchQuery, response=WorkerMatches,
+          "suggestions", roles=MATCHERS, query=MatchesQuery, response=WorkerMatches,
           path_params={"worker_id": "the worker's id"}, errors=(503,))
-def worker_matches(worker_id: str, query: MatchQuery):
+def worker_matches(worker_id: str, query: MatchesQuery):
     worker = queries.get_worker(runtime().engine, worker_id) if plausible_id(worker_id) else None
     if worker is None:
         raise not_found("worker")
-    require_scope(worker["county_code"], "worker", worker_id)
+    require_scope(worker["county_code"], "worker", worker_id, village_code=worker["village_code"])
     runtime().models.require()
-    out = matching.worker_matches(worker_id, min(query.k, MAX_K))
+    out = matching.worker_matches(worker_id, min(query.k, MAX_K), query.order)
     audit("worker.matches", "worker", worker_id)
     return out
 
 
 @endpoint(bp, "/households/<household_id>/matches", summary="The household plan, each member's ranked jobs, "
-          "fallback posts and training suggestions", roles=MATCHERS, query=MatchQuery, response=HouseholdMatches,
+          "fallback posts and training suggestions", roles=MATCHERS, query=MatchesQuery, response=HouseholdMatches,
           path_params={"household_id": "the household's id"}, errors=(503,))
-def household_matches(household_id: str, query: MatchQuery):
+def household_matches(household_id: str, query: MatchesQuery):
     household = queries.get_household(runtime().engine, household_id) if plausible_id(household_id) else None
     if household is None:
         raise not_found("household")
-    require_scope(household["county_code"], "household", household_id)
+    require_scope(household["county_code"], "household", household_id, village_code=household["village_code"])
     runtime().models.require()
-    out = matching.household_matches(household_id, min(query.k, MAX_K))
+    out = matching.household_matches(household_id, min(query.k, MAX_K), query.order)
     audit("household.matches", "household", household_id)
     return out

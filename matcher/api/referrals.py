@@ -61,7 +61,7 @@ def _visible(referral_id: str) -> dict:
     ref = queries.get_referral(runtime().engine, referral_id) if plausible_id(referral_id) else None
     if ref is None:
         raise not_found("referral")
-    require_scope(ref["county_code"], "referral", referral_id)
+    require_scope(ref["county_code"], "referral", referral_id, village_code=ref["village_code"])
     return ref
 
 
@@ -72,7 +72,7 @@ def post_referral(body: ReferralIn):
     worker = queries.get_worker(engine, body.worker_id)
     if worker is None:
         raise not_found("worker")
-    require_scope(worker["county_code"], "worker", body.worker_id)
+    require_scope(worker["county_code"], "worker", body.worker_id, village_code=worker["village_code"])
     job = queries.get_job(engine, body.job_id)
     if job is None:
         raise invalid(f"job_id: no job {body.job_id!r}", "job_id")

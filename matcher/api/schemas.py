@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from matcher.errors import BIDI_CONTROLS
-from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, OUTCOMES,
-                            SEXES, STATUSES, WANTS)
+from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, NAME_MAX,
+                            OUTCOMES, PHONE, SEXES, STATUSES, WANTS)
 
 # Control characters (tab, newline and carriage return aside), lone surrogates, and the bidirectional
 # overrides and isolates that make text display in another order than it is stored (U+202E...).
@@ -206,6 +206,18 @@ class MatchQuery(_In):
     k: int = Field(10, ge=1, description="how many jobs (or candidates); capped at 100")
 
 
+class MatchesQuery(MatchQuery):
+    order: Literal["score", "plan"] = Field(
+        "score", description="`score`: by predicted P(hire); `plan`: by `score - contention`, the stored "
+                             "city-wide plan's price of a slot (the same as `score` until a plan is stored)")
+
+
+CONTENTION = ("the latest stored city-wide plan's shadow price of one more slot at this job (the dual of its "
+              "capacity), in the units of `score`: the expected hires the plan would add with one more slot; "
+              "0 when the plan leaves a slot free. Present only once a plan is stored")
+PLAN_ASSIGNED = "how many workers the latest stored plan sends to this job (present with `contention`)"
+
+
 class MatchItem(_Out):
     job_id: str
     title: str
@@ -218,6 +230,8 @@ class MatchItem(_Out):
     subsidy_yuan: int
     reasons: list[str]
     retention_6m: float | None = None
+    contention: float | None = Field(None, ge=0, description=CONTENTION)
+    plan_assigned: int | None = Field(None, ge=0, description=PLAN_ASSIGNED)
 
 
 class TrainingItem(_Out):
@@ -251,6 +265,8 @@ class PlanItem(_Out):
     distance_km: float | None = None
     monthly_wage: float | None = None
     retention_6m: float | None = None
+    contention: float | None = Field(None, ge=0, description=CONTENTION)
+    plan_assigned: int | None = Field(None, ge=0, description=PLAN_ASSIGNED)
 
 
 class HouseholdMatches(_Out):
@@ -283,6 +299,12 @@ class Candidates(_Out):
 
 # -- people ------------------------------------------------------------------------------------
 
+PERSONAL_NOTE = "personal data: shown to the volunteer in scope and to admins only"
+PersonName = _text(NAME_MAX)
+Phone = Annotated[str, Field(pattern=f"^(?:{PHONE})$", description="a mobile 1XXXXXXXXXX (optionally +86) or a "
+                                                                   "landline 0AREA-NUMBER")]
+
+
 class HouseholdIn(_In):
     household_id: Id
     county_code: County
@@ -290,6 +312,8 @@ class HouseholdIn(_In):
     village_code: Village | None = None
     lat: Lat
     lon: Lon
+    head_name: PersonName | None = Field(None, description=f"户主姓名; {PERSONAL_NOTE}")
+    phone: Phone | None = Field(None, description=PERSONAL_NOTE)
 
 
 class Household(_Out):
@@ -299,6 +323,8 @@ class Household(_Out):
     village_code: str | None
     lat: float
     lon: float
+    head_name: str | None = Field(None, description=PERSONAL_NOTE)
+    phone: str | None = Field(None, description=PERSONAL_NOTE)
 
 
 class WorkerIn(_In):
@@ -317,6 +343,7 @@ class WorkerIn(_In):
     will_migrate: bool = False
     graduate: bool = False
     employed: bool = False
+    name: PersonName | None = Field(None, description=PERSONAL_NOTE)
 
 
 class Worker(_Out):
@@ -335,6 +362,7 @@ class Worker(_Out):
     will_migrate: bool
     graduate: bool
     employed: bool
+    name: str | None = Field(None, description=PERSONAL_NOTE)
 
 
 class ImportResult(_Out):
@@ -418,3 +446,37 @@ class Allocation(_Out):
     model_version: str | None
     summary: dict
     rows: list[AllocationRow]
+
+
+# -- where to open the next workshop (SPEC section 8) ---------------------------------------------------------
+
+class SitesIn(_In):
+    kind: Literal["workshop_factory", "workshop_home", "enterprise", "public_welfare"] = Field(
+        description="the kind of the new job (a site is at a village, so not out_of_county)")
+    slots: int = Field(ge=1, le=10_000, description="slots of each new job")
+    n: int = Field(ge=1, le=1_000, description="how many sites")
+
+
+class Site(_Out):
+    rank: int
+    village_code: str
+    town_code: str
+    county_code: str
+    lat: float
+    lon: float
+    households_covered: int = Field(description="households the plan covers in addition, with the sites ranked "
+                                                "above this one already open (measured by re-solving the plan)")
+    workers_placed: int = Field(description="workers the re-solved plan sends to this site")
+
+
+class Sites(_Out):
+    kind: str
+    slots: int
+    n: int
+    method: str
+    candidates: int
+    candidates_that_could_gain: int
+    households_covered_before: int
+    households_covered_after: int
+    seconds: float
+    sites: list[Site]

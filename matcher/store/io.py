@@ -163,10 +163,13 @@ def read_world(engine: Engine) -> World:
         return World(**{name: frame_from_rows(name, _select_world_rows(conn, name)) for name in WORLD_TABLES})
 
 
-def export_world(engine: Engine, directory: str | Path) -> dict[str, int]:
-    """Write the four CSVs of SPEC section 2; returns rows written per file."""
+def export_world(engine: Engine, directory: str | Path, *, pseudonymise: bool = False) -> dict[str, int]:
+    """Write the four CSVs of SPEC section 2; returns rows written per file.
+
+    ``pseudonymise`` leaves out the personal columns (names, phones): what remains names people by id only.
+    """
     world = read_world(engine)
-    write_world(world, directory)
+    write_world(world, directory, personal=not pseudonymise)
     return {name: len(df) for name, df in world.tables().items()}
 
 

@@ -61,6 +61,9 @@ class Household(Base):
     village_code: Mapped[str | None] = mapped_column(sa.String(12))
     lat: Mapped[float] = mapped_column(sa.Double)
     lon: Mapped[float] = mapped_column(sa.Double)
+    # Personal data (migration 0003): shown to the volunteer in scope and admins only, never logged.
+    head_name: Mapped[str | None] = mapped_column(sa.String(50))
+    phone: Mapped[str | None] = mapped_column(sa.String(20))
 
 
 class Worker(Base):
@@ -81,6 +84,7 @@ class Worker(Base):
     will_migrate: Mapped[bool] = mapped_column(sa.Boolean)
     graduate: Mapped[bool] = mapped_column(sa.Boolean)
     employed: Mapped[bool] = mapped_column(sa.Boolean)
+    name: Mapped[str | None] = mapped_column(sa.String(50))
 
 
 class Job(Base):
@@ -193,5 +197,47 @@ class AllocationRow(Base):
     reasons: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
 
 
+class User(Base):
+    """A person who signs in (SPEC section 7). Only the password's argon2id hash is kept."""
+
+    __tablename__ = "users"
+    __table_args__ = (sa.CheckConstraint("role IN ('volunteer', 'recruiter', 'evaluator', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
+    login: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(100))
+    role: Mapped[str] = mapped_column(sa.String(16))
+    county_code: Mapped[str | None] = mapped_column(sa.String(6))
+    villages: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    disabled: Mapped[bool] = mapped_column(sa.Boolean, default=False, server_default=sa.false())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now())
+    password_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie holds the id; the store keeps its SHA-256 only."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class LoginFailure(Base):
+    """One failed sign-in, by the login tried (known or not); counted for the throttle of SPEC section 7."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (sa.Index("ix_login_failures_login_at", "login", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    login: Mapped[str] = mapped_column(sa.String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 TABLE_ORDER = ("households", "workers", "jobs", "referrals", "api_tokens", "audit_log", "allocations",
-               "allocation_rows")
+               "allocation_rows", "users", "user_sessions", "login_failures")

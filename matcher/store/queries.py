@@ -121,8 +121,8 @@ def get_household(engine: Engine, household_id: str) -> dict | None:
 
 
 def get_worker(engine: Engine, worker_id: str) -> dict | None:
-    """A worker with the county of its household (``county_code``)."""
-    cols = [workers.c[c] for c in COLUMNS["workers"]] + [households.c.county_code]
+    """A worker with the county and village of its household (``county_code``, ``village_code``)."""
+    cols = [workers.c[c] for c in COLUMNS["workers"]] + [households.c.county_code, households.c.village_code]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*cols).join(households, households.c.household_id == workers.c.household_id)
                            .where(workers.c.worker_id == worker_id)).mappings().first()
@@ -145,8 +145,8 @@ REFERRAL_FIELDS = ("referral_id", "worker_id", "job_id", "referred_on", "outcome
 
 
 def get_referral(engine: Engine, referral_id: str) -> dict | None:
-    """A referral with the county of its worker's household (``county_code``)."""
-    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code]
+    """A referral with the county and village of its worker's household (``county_code``, ``village_code``)."""
+    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code, households.c.village_code]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*cols)
                            .join(workers, workers.c.worker_id == referrals.c.worker_id)
@@ -305,8 +305,28 @@ def store_allocation(engine: Engine, *, created_by: str | None, model_version: s
     return int(allocation_id)
 
 
-def get_allocation(engine: Engine, allocation_id: int, county_code: str | None = None) -> dict | None:
-    """A stored plan; with ``county_code``, only the rows of that county."""
+JOB_PRICES = "job_prices"      # in a stored plan's summary: {job_id: [contention, plan_assigned]}
+
+
+def latest_allocation_id(engine: Engine) -> int | None:
+    """The newest stored plan's id (one cheap query), None before any."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(allocations.c.id))).scalar()
+
+
+def job_prices(engine: Engine, allocation_id: int) -> dict[str, tuple[float, int]]:
+    """A stored plan's price of one more slot and workers sent, per job id (empty for plans stored without)."""
+    import json
+    with engine.connect() as conn:
+        text = conn.execute(sa.select(allocations.c.summary).where(allocations.c.id == allocation_id)).scalar()
+    prices = json.loads(text or "{}").get(JOB_PRICES) or {}
+    return {str(j): (float(v[0]), int(v[1])) for j, v in prices.items()}
+
+
+def get_allocation(engine: Engine, allocation_id: int, county_code: str | None = None,
+                   villages: tuple[str, ...] | None = None) -> dict | None:
+    """A stored plan; with ``county_code``, only the rows of that county (and with ``villages``, only the
+    rows of households in those villages)."""
     import json
     with engine.connect() as conn, conn.begin():
         head = conn.execute(sa.select(allocations).where(allocations.c.id == allocation_id)).mappings().first()
@@ -315,9 +335,14 @@ def get_allocation(engine: Engine, allocation_id: int, county_code: str | None =
         conds = [allocation_rows.c.allocation_id == allocation_id]
         if county_code is not None:
             conds.append(allocation_rows.c.county_code == county_code)
+        if villages:
+            conds.append(allocation_rows.c.household_id.in_(
+                sa.select(households.c.household_id).where(households.c.village_code.in_(list(villages)))))
         rows = conn.execute(sa.select(allocation_rows).where(*conds).order_by(allocation_rows.c.id)).mappings().all()
+    summary = json.loads(head["summary"] or "{}")
+    summary.pop(JOB_PRICES, None)      # read by the matches (job_prices), not shown with the plan
     return {"allocation_id": head["id"], "created_at": head["created_at"],
-            "model_version": head["model_version"], "summary": json.loads(head["summary"] or "{}"),
+            "model_version": head["model_version"], "summary": summary,
             "rows": [{"household_id": r["household_id"], "worker_id": r["worker_id"], "job_id": r["job_id"],
                       "county_code": r["county_code"], "score": r["score"], "tier": r["tier"],
                       "subsidy_yuan": r["subsidy_yuan"],

@@ -5,6 +5,9 @@ const M = (() => {
   const LABELS = JSON.parse(document.getElementById("labels").textContent);
   const PAGE = document.body.dataset.page;
   const TOKEN_KEY = "matcher.token." + PAGE;
+  // Who signed in (name, role, scope, the session's CSRF token), so that a reload without network still
+  // knows. The session itself is the HttpOnly cookie, which scripts never see.
+  const ME_KEY = "matcher.me." + PAGE;
 
   // -- building the DOM ---------------------------------------------------------------------------
 
@@ -71,8 +74,10 @@ const M = (() => {
   const token = () => sessionStorage.getItem(TOKEN_KEY);
 
   async function api(method, path, body) {
-    const headers = { Accept: "application/json", Authorization: "Bearer " + token() };
-    const init = { method, headers, cache: "no-store" };
+    const headers = { Accept: "application/json" };
+    if (token()) headers.Authorization = "Bearer " + token();
+    else if (method !== "GET" && me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
+    const init = { method, headers, cache: "no-store", credentials: "same-origin" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -86,7 +91,8 @@ const M = (() => {
     const data = await resp.json().catch(() => null);
     if (!resp.ok) {
       const err = new ApiError(resp.status, data);
-      if (resp.status === 401) signOut("令牌无效、已过期或已被停用，请重新登录。");
+      // Only the service saying "not signed in" signs out; a network failure never does.
+      if (resp.status === 401) signOut("登录已失效（已退出、账号停用或密码已修改），请重新登录。");
       throw err;
     }
     return data;
@@ -96,7 +102,7 @@ const M = (() => {
   function explain(err, what) {
     const s = err.status;
     if (s === 0) return "网络连接失败，请检查网络后重试。";
-    if (s === 401) return "登录已失效，请重新输入令牌。";
+    if (s === 401) return "登录已失效，请重新登录。";
     if (s === 403) return "您的账号没有权限进行此操作。";
     if (s === 404) return (what || "记录") + "不存在，或不在您的管辖范围内。";
     if (s === 409) return conflictText(err);
@@ -137,25 +143,92 @@ const M = (() => {
 
   let onReady = null;
   let me = null;
+  let allowed = [];
 
-  function signOut(message) {
-    sessionStorage.removeItem(TOKEN_KEY);
+  function remember(who) {
+    me = who;
+    try { localStorage.setItem(ME_KEY, JSON.stringify(who)); } catch (e) { /* private mode: memory only */ }
+  }
+
+  function remembered() {
+    try { return JSON.parse(localStorage.getItem(ME_KEY) || "null"); } catch (e) { return null; }
+  }
+
+  function showSignIn(message) {
     me = null;
     document.getElementById("app").hidden = true;
     document.getElementById("who").hidden = true;
     document.getElementById("signin").hidden = false;
-    const err = document.getElementById("token-error");
-    err.textContent = message || "";
+    document.getElementById("signin-error").textContent = message || "";
+    document.getElementById("password").value = "";
     document.getElementById("token").value = "";
+  }
+
+  /** Forget who is signed in here (the service already has, or is told by the caller). */
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    try { localStorage.removeItem(ME_KEY); } catch (e) { /* nothing kept */ }
+    showSignIn(message);
+  }
+
+  async function signOutClicked() {
+    if (!token()) {
+      try {
+        await api("DELETE", "/api/v1/session");
+      } catch (e) {
+        if (e.status !== 401) {
+          toast("未能退出登录：" + explain(e) + "（请联网后再试）");
+          return;
+        }
+      }
+    }
+    signOut("");
+    document.getElementById("login").focus();
   }
 
   async function start(allowedRoles, ready) {
     onReady = ready;
-    document.getElementById("sign-out").addEventListener("click", () => {
-      signOut("");
-      document.getElementById("token").focus();
-    });
+    allowed = allowedRoles;
+    document.getElementById("sign-out").addEventListener("click", signOutClicked);
     document.getElementById("signin-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const login = document.getElementById("login");
+      const password = document.getElementById("password");
+      const err = document.getElementById("signin-error");
+      const button = ev.currentTarget.querySelector("button");
+      for (const input of [login, password]) input.removeAttribute("aria-invalid");
+      if (!login.value.trim() || !password.value) {
+        err.textContent = !login.value.trim() ? "请输入账号。" : "请输入密码。";
+        const missing = !login.value.trim() ? login : password;
+        missing.setAttribute("aria-invalid", "true");
+        missing.focus();
+        return;
+      }
+      busy(button, true);
+      let who;
+      try {
+        const resp = await fetch("/api/v1/session", {
+          method: "POST", cache: "no-store", credentials: "same-origin",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ login: login.value.trim(), password: password.value }) });
+        const data = await resp.json().catch(() => null);
+        if (!resp.ok) throw new ApiError(resp.status, data);
+        who = data;
+      } catch (e) {
+        busy(button, false);
+        err.textContent = e.status === 401 ? "账号或密码不正确。"
+          : e.status === 429 ? "密码错误次数过多，请15分钟后再试。" : explain(e);
+        password.setAttribute("aria-invalid", "true");
+        password.focus();
+        return;
+      }
+      busy(button, false);
+      sessionStorage.removeItem(TOKEN_KEY);
+      password.value = "";
+      me = { csrf_token: who.csrf_token };
+      await enter(true);
+    });
+    document.getElementById("token-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const input = document.getElementById("token");
       const err = document.getElementById("token-error");
@@ -167,43 +240,64 @@ const M = (() => {
         return;
       }
       sessionStorage.setItem(TOKEN_KEY, value);
-      await enter(allowedRoles, true);
+      await enter(true);
     });
-    if (token()) await enter(allowedRoles, false);
+    window.addEventListener("online", () => { if (me && me.offline) enter(false); });
+    const known = remembered();
+    if (token() || known) {
+      me = known;
+      await enter(false);
+    }
   }
 
-  async function enter(allowedRoles, typed) {
-    const input = document.getElementById("token");
-    const err = document.getElementById("token-error");
+  async function enter(typed) {
+    let who;
+    const viaToken = !!token();
     try {
-      me = await api("GET", "/api/v1/me");
+      who = await api("GET", "/api/v1/me");
     } catch (e) {
-      if (e.status !== 401) {
-        sessionStorage.removeItem(TOKEN_KEY);
-        err.textContent = explain(e);
-      } else {
-        err.textContent = "令牌无效、已过期或已被停用，请检查后重新输入。";
+      if (e.status === 401) {       // api() has shown the sign-in form
+        if (viaToken) {
+          document.getElementById("token-signin").open = true;
+          document.getElementById("token-error").textContent = "令牌无效、已过期或已被停用，请检查后重新输入。";
+          document.getElementById("token").setAttribute("aria-invalid", "true");
+        }
+        return;
       }
-      input.setAttribute("aria-invalid", "true");
-      if (typed) input.focus();
+      const cached = me || remembered();
+      if (cached && cached.role && e.status === 0) {
+        // No network: still signed in, with what this phone knew; ask again when the network returns.
+        me = Object.assign({}, cached, { offline: true });
+        show(me);
+        toast("网络连接失败：仍保持登录，网络恢复后自动刷新。");
+        if (onReady) await onReady(me);
+        return;
+      }
+      document.getElementById("signin-error").textContent = explain(e);
       return;
     }
-    if (!allowedRoles.includes(me.role)) {
-      signOut(`此令牌属于“${label("role", me.role)}”，不能使用本页面。`);
-      input.setAttribute("aria-invalid", "true");
-      input.focus();
+    if (!allowed.includes(who.role)) {
+      if (!token()) await api("DELETE", "/api/v1/session").catch(() => null);
+      signOut(`此账号属于“${label("role", who.role)}”，不能使用本页面。`);
       return;
     }
-    input.removeAttribute("aria-invalid");
-    err.textContent = "";
+    if (token()) me = who;
+    else remember(who);
+    document.getElementById("token-error").textContent = "";
+    document.getElementById("token").removeAttribute("aria-invalid");
+    document.getElementById("signin-error").textContent = "";
+    show(who);
+    if (onReady) await onReady(who);
+    if (typed) document.getElementById("main").focus();
+  }
+
+  function show(who) {
     document.getElementById("signin").hidden = true;
     document.getElementById("app").hidden = false;
-    const who = document.getElementById("who");
+    const name = who.display_name || who.name;
     document.getElementById("who-text").textContent =
-      `已登录：${me.name}（${label("role", me.role)}${me.county_name ? "，" + me.county_name : ""}）`;
-    who.hidden = false;
-    if (onReady) await onReady(me);
-    if (typed) document.getElementById("main").focus();
+      `已登录：${name}（${label("role", who.role)}${who.county_name ? "，" + who.county_name : ""}）`;
+    document.getElementById("who").hidden = false;
   }
 
   // -- places -------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@
     const place = [h.town_name, h.village_name].filter(Boolean).join(" ");
     return el("li", { class: "household-row" },
       el("button", { type: "button", class: "link-button", "data-household": h.household_id,
-                     onclick: () => openHousehold(h.household_id) }, `户 ${h.household_id}`),
+                     onclick: () => openHousehold(h.household_id) },
+         h.head_name ? `${h.head_name}家（户 ${h.household_id}）` : `户 ${h.household_id}`),
       el("span", { class: "muted" }, place),
       el("span", {}, `${h.members}人，求职${h.seekers}人`),
       h.covered ? el("span", { class: "badge ok" }, "已覆盖")
@@ -30,23 +31,43 @@
       el("button", { type: "button", disabled: page >= pages, onclick: () => go(page + 1) }, "下一页"));
   }
 
-  async function listInto(target, params, page, go, emptyText) {
+  function urgentRow(h) {
+    const row = householdRow(h);
+    const why = [];
+    if (h.no_one_in_work) why.push(el("span", { class: "badge warn" }, "无人就业"));
+    if (h.graduates) why.push(el("span", { class: "badge strong" }, `高校毕业生${h.graduates}人`));
+    if (h.fallback_members) why.push(el("span", { class: "badge" }, `残疾或4050人员${h.fallback_members}人`));
+    why.push(el("span", { class: "muted" }, h.last_contact ? `上次推荐：${M.date(h.last_contact)}` : "尚未推荐过"));
+    row.append(el("span", { class: "tags" }, why));
+    return row;
+  }
+
+  async function listInto(target, params, page, go, emptyText, path = "/api/v1/households", row = householdRow) {
     const q = new URLSearchParams(Object.assign({}, params, { page, per_page: PER_PAGE }));
     clear(target).append(el("p", { class: "muted" }, "正在加载…"));
     try {
-      const data = await api("GET", "/api/v1/households?" + q.toString());
+      const data = await api("GET", path + "?" + q.toString());
       clear(target);
       if (!data.items.length) {
         target.append(el("p", {}, emptyText));
         return;
       }
       target.append(el("p", { class: "muted" }, `共${M.num(data.total)}户`));
-      target.append(el("ul", { class: "household-list" }, data.items.map(householdRow)));
+      target.append(el("ul", { class: "household-list" }, data.items.map(row)));
       const p = pager(page, data.total, go);
       if (p) target.append(p);
     } catch (e) {
       clear(target).append(el("p", { class: "error-text" }, explain(e, "户")));
     }
+  }
+
+  function loadMine(page) {
+    return listInto($("mine-list"), {}, page, loadMine, "您的帮扶范围内还没有贫困户。", "/api/v1/me/households", urgentRow);
+  }
+
+  function searchName(page) {
+    return listInto($("name-results"), { q: $("name-query").value.trim() }, page, searchName,
+                    "没有找到这个姓名或户编号的户（只查您帮扶范围内的户）。");
   }
 
   function loadUncovered(page) {
@@ -76,11 +97,19 @@
         label("disability", m.disability) + (m.disability_grade ? label("grade", String(m.disability_grade)) : "")));
     }
     if (m.employed) tags.push(el("span", { class: "badge ok" }, "已就业"));
-    return [`成员 ${m.worker_id}：${label("sex", m.sex)}，${m.age}岁`, " ", tags];
+    const who = m.name ? `${m.name}（成员 ${m.worker_id}）` : `成员 ${m.worker_id}`;
+    return [`${who}：${label("sex", m.sex)}，${m.age}岁`, " ", tags];
   }
 
   function facts(pairs) {
     return el("dl", { class: "facts" }, pairs.filter(Boolean).map(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  }
+
+  // The city-wide plan's price of a slot (present only once a plan is stored): a job the plan already
+  // fills, where one more slot would still be worth something, is one others are being sent to.
+  function contentionNote(item) {
+    if (typeof item.contention !== "number" || !(item.contention > 0)) return null;
+    return el("p", { class: "badge contention" }, `此岗位竞争激烈：计划已安排${item.plan_assigned}人`);
   }
 
   function jobCard(member, item, mapNo, refs) {
@@ -99,6 +128,7 @@
         item.subsidy_yuan ? ["补贴", M.yuan(item.subsidy_yuan)] : null,
         ["录用可能性", M.pct(item.score)],
       ]),
+      contentionNote(item),
       el("ul", { class: "reasons" }, item.reasons.map((r) => el("li", {}, r))),
       canRefer ? el("button", { type: "button", class: "primary refer",
                                 "aria-label": `推荐到此岗位：${item.title}（成员${member.worker_id}）`,
@@ -291,7 +321,7 @@
       } catch (e) { /* the map then shows the household alone; the lists still work */ }
     }
     const place = [detail.county_name, detail.town_name, detail.village_name].filter(Boolean).join(" ");
-    heading.textContent = `户 ${detail.household_id}`;
+    heading.textContent = detail.head_name ? `${detail.head_name}家（户 ${detail.household_id}）` : `户 ${detail.household_id}`;
     const byWorker = Object.fromEntries(matches.members.map((m) => [m.worker_id, m]));
     clear(body).append(
       el("p", { class: "status-line" },
@@ -299,7 +329,8 @@
           : detail.able_willing ? el("span", { class: "badge warn", id: "coverage" }, "未覆盖：尚无成员就业")
             : el("span", { class: "badge", id: "coverage" }, "无劳动能力或就业意愿"),
         " ", place),
-      facts([["家庭成员", `${detail.members}人`], ["正在求职", `${detail.seekers}人`], ["已就业", `${detail.employed}人`],
+      facts([detail.head_name ? ["户主", detail.head_name] : null, detail.phone ? ["联系电话", detail.phone] : null,
+             ["家庭成员", `${detail.members}人`], ["正在求职", `${detail.seekers}人`], ["已就业", `${detail.employed}人`],
              ["模型版本", matches.model_version]]),
       planSection(matches, detail.members_detail, detail.seekers),
       mapSection(detail, numbered),
@@ -311,7 +342,10 @@
     const focus = $(opts.focus || "household-heading");
     if (focus) focus.focus({ preventScroll: !!opts.keepScroll });
     if (!opts.keepScroll) section.scrollIntoView();
-    if (opts.refreshList) loadUncovered(uncoveredPage);
+    if (opts.refreshList) {
+      loadUncovered(uncoveredPage);
+      loadMine(1);
+    }
   }
 
   // -- start ----------------------------------------------------------------------------------------
@@ -331,15 +365,30 @@
     openHousehold(value);
   });
   $("by-village").addEventListener("submit", (ev) => { ev.preventDefault(); searchVillage(1); });
+  $("by-name").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = $("name-query");
+    if (!input.value.trim()) {
+      $("name-query-error").textContent = "请输入户主或成员的姓名。";
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+      return;
+    }
+    $("name-query-error").textContent = "";
+    input.removeAttribute("aria-invalid");
+    searchName(1);
+  });
 
   M.start(["volunteer", "admin"], async (me) => {
     $("household").hidden = true;
     $("village-results").replaceChildren();
+    $("name-results").replaceChildren();
     const admin = me.role === "admin";
     $("county-field").hidden = !admin;
     await M.placePickers({ county: admin ? $("find-county") : null, town: $("find-town"), village: $("find-village"),
                            fixedCounty: admin ? null : me.county_code });
     $("uncovered-heading").textContent = admin ? "全市尚未覆盖的户" : `${me.county_name || "本县"}尚未覆盖的户`;
+    await loadMine(1);
     await loadUncovered(1);
   });
 })();
