@@ -120,7 +120,7 @@ def one_seed(seed: int, worlds: Path, policy) -> dict:
     world = load_world(d)
     t0 = time.perf_counter()
     models = {}
-    models["model"], metrics = m.fit(world, policy)
+    models["model"], metrics = m.fit(world, policy, track_record=True)
     fit_s = time.perf_counter() - t0
     models["previous"], _ = m.fit(world, policy, track_record=False)
     models["prior"] = m.prior_model()

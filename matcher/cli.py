@@ -106,15 +106,18 @@ def _resolve_model(obj, model_path):
 @click.option("--cut", default=None, callback=_iso_date, help="Train on referrals before this date (YYYY-MM-DD), measure on the rest "
               "(default: the policy's latest share).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--track-record/--no-track-record", default=False, show_default=True,
+              help="Also learn each worker's, job's, employer's and place's track record (matcher/history.py); "
+                   "off by default: it did not improve the ranking on the measured worlds (bench/quality.md).")
 @click.pass_obj
-def train(obj, world_dir, out_dir, cut, seed):
+def train(obj, world_dir, out_dir, cut, seed, track_record):
     """Fit the model on WORLD_DIR's referrals (without WORLD_DIR: the store's); write
     MODEL_DIR/<version>.joblib and its manifest."""
     import json
     from matcher import model as m
     world = _load_world(world_dir, obj)
     with _spinner("training"):
-        fitted, metrics = m.fit(world, obj.policy, cut=cut, random_state=seed)
+        fitted, metrics = m.fit(world, obj.policy, cut=cut, random_state=seed, track_record=track_record)
     path = m.save(fitted, out_dir or obj.settings.models_dir, metrics=metrics, data_sha256=m.data_hash(world))
     if fitted.kind == "prior":
         click.echo(f"no usable referral history ({metrics['data'].get('why_prior')}): saved the prior scorer")

@@ -427,15 +427,16 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict:
 
 
 def fit(world: World, policy: Policy, cut: str | None = None, random_state: int = 0,
-        track_record: bool = True, data_sha256: str | None = None) -> tuple[MatchModel, dict]:
+        track_record: bool = False, data_sha256: str | None = None) -> tuple[MatchModel, dict]:
     """Fit on referrals before the cut, measure on those after; the prior when history is thin.
 
     The returned model is the one measured: it has not seen the held-out referrals, so
-    its manifest's metrics are honest for it. With ``track_record`` (the default) the model
-    also sees each pair's track record (:mod:`matcher.history`): out of fold for the
-    training referrals, from the tables of every training referral for the held-out ones
-    and at serving time; those tables are part of the artifact. ``track_record=False`` fits
-    the model on pair features alone, as before the track record.
+    its manifest's metrics are honest for it. With ``track_record`` the model also sees each
+    pair's track record (:mod:`matcher.history`): out of fold for the training referrals,
+    from the tables of every training referral for the held-out ones and at serving time;
+    those tables are part of the artifact. Off by default: on the measured worlds it does not
+    improve the ranking or the plan and costs a third more training time (bench/quality.md,
+    bench/train.md); ``matcher train --track-record`` turns it on.
     """
     from matcher.metrics import precision_at_k
     import time

@@ -108,6 +108,17 @@ def trained_model_dir(small_world, tmp_path_factory):
     return d
 
 
+@pytest.fixture(scope="session")
+def track_model_dir(small_world, tmp_path_factory):
+    """A model trained on the small world with its track record (matcher/history.py), saved with its manifest."""
+    from matcher import model as m
+    from matcher.policy import load_policy
+    d = tmp_path_factory.mktemp("track_models")
+    fitted, metrics = m.fit(small_world, load_policy(), track_record=True)
+    m.save(fitted, d, metrics=metrics, data_sha256=m.data_hash(small_world))
+    return d
+
+
 # -- the HTTP service (tests/test_api_*.py) ------------------------------------------------------
 
 API_COUNTY, OTHER_COUNTY = "371102", "371121"

@@ -83,8 +83,8 @@ def test_a_referrals_own_outcome_never_moves_its_training_features(small_world):
         assert not np.array_equal(after[same], before[same])
 
 
-def test_the_artifacts_tables_serve_every_referral_and_measure_on_those_before_the_cut(small_world, trained_model_dir):
-    model, manifest = m.load(m.production_path(trained_model_dir))
+def test_the_artifacts_tables_serve_every_referral_and_measure_on_those_before_the_cut(small_world, track_model_dir):
+    model, manifest = m.load(m.production_path(track_model_dir))
     data = manifest["metrics"]["data"]
     assert tuple(model.features) == FEATURES + TRACK_FEATURES
     before, serving = model.track_cut, model.track
@@ -101,8 +101,8 @@ def test_the_artifacts_tables_serve_every_referral_and_measure_on_those_before_t
     assert data["track_record"]["before_cut"]["referrals"] == before.n_referrals
 
 
-def test_serving_scores_a_job_posted_after_training_with_its_employers_track_record(small_world, trained_model_dir):
-    model, _ = m.load(m.production_path(trained_model_dir))
+def test_serving_scores_a_job_posted_after_training_with_its_employers_track_record(small_world, track_model_dir):
+    model, _ = m.load(m.production_path(track_model_dir))
     known = small_world.jobs[small_world.jobs["job_id"].isin(model.track.job.index)].iloc[0]
     new = known.copy()
     new["job_id"], new["status"], new["filled"], new["slots"] = "J-NEW", "open", 0, 5
@@ -142,8 +142,8 @@ def test_referrals_to_a_job_already_full_are_left_out_of_training_and_test():
 
 
 @pytest.mark.parametrize("name", ["job_hired", "worker_hired", "employer_hired"])
-def test_more_hires_in_a_track_record_never_lower_the_score(trained_model_dir, small_world, name):
-    model, _ = m.load(m.production_path(trained_model_dir))
+def test_more_hires_in_a_track_record_never_lower_the_score(track_model_dir, small_world, name):
+    model, _ = m.load(m.production_path(track_model_dir))
     ts = m.training_set(small_world, POLICY)
     X = ts.matrix(model, np.arange(300))
     k = len(FEATURES) + TRACK_INDEX[name]
@@ -190,7 +190,8 @@ def test_the_evaluators_loop_on_the_store(small_world_dir, small_world, prior_mo
     monkeypatch.chdir(empty)
     env = {"MATCHER_DATABASE_URL": db_url, "MATCHER_MODELS_DIR": str(empty / "models")}
     runner = CliRunner()
-    trained = runner.invoke(cli, ["train", "--out", str(tmp_path / "candidates")], env=env, catch_exceptions=False)
+    trained = runner.invoke(cli, ["train", "--track-record", "--out", str(tmp_path / "candidates")], env=env,
+                            catch_exceptions=False)
     assert trained.exit_code == 0, trained.output
     path = trained.stdout.strip().splitlines()[-1]
     model, manifest = m.load(path)

@@ -36,12 +36,13 @@ def test_trained_model_beats_both_baselines_on_later_referrals(trained_model_dir
     assert manifest["metrics"]["data"]["n_test"] > 0
 
 
-def test_manifest_holds_what_spec_section_6_lists(trained_model_dir):
-    path = m.production_path(trained_model_dir)
+@pytest.mark.parametrize("with_track_record", [False, True])
+def test_manifest_holds_what_spec_section_6_lists(trained_model_dir, track_model_dir, with_track_record):
+    path = m.production_path(track_model_dir if with_track_record else trained_model_dir)
     manifest = json.loads(path.read_text())
     for key in ("version", "created", "libraries", "features", "training_data_sha256", "metrics", "artifact_sha256"):
         assert manifest[key]
-    assert manifest["features"] == list(FEATURES + TRACK_FEATURES)
+    assert manifest["features"] == list(FEATURES + TRACK_FEATURES if with_track_record else FEATURES)
     assert manifest["libraries"]["scikit-learn"]
     model, _ = m.load(path)
     assert model.version == manifest["version"]
@@ -159,8 +160,10 @@ def test_recommend_command_writes_spec_columns(small_world_dir, trained_model_di
         assert (np.diff(g.sort_values("rank")["score"].to_numpy()) <= 1e-9).all()
 
 
-def test_fast_path_gives_the_pipelines_own_probabilities(trained_model_dir, small_world):
-    model, _ = m.load(m.production_path(trained_model_dir))
+@pytest.mark.parametrize("with_track_record", [False, True])
+def test_fast_path_gives_the_pipelines_own_probabilities(trained_model_dir, track_model_dir, small_world,
+                                                         with_track_record):
+    model, _ = m.load(m.production_path(track_model_dir if with_track_record else trained_model_dir))
     assert isinstance(model._scorer("hire"), m.FastPipeline)
     X = model_matrix(model, small_world)
     np.testing.assert_allclose(model.score(X), model.hire.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
