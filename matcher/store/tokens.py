@@ -48,6 +48,21 @@ def _aware(when: dt.datetime | None) -> dt.datetime | None:
     return when.replace(tzinfo=dt.timezone.utc) if when.tzinfo is None else when.astimezone(dt.timezone.utc)
 
 
+def scope_county(role: str, county: str | None, error: type[MatcherError], who: str) -> str | None:
+    """The county a token or an account is scoped to: one of Rizhao's, and required for a volunteer."""
+    county = (county or "").strip() or None
+    if county is not None and not _COUNTY.fullmatch(county):
+        raise error(f"expected a 6-digit county code, got {county!r}", field="county")
+    if county is not None:
+        from matcher.divisions import place_codes
+        if county not in place_codes()["county"]:
+            raise error(f"county {county} is not one of Rizhao's counties "
+                        f"({', '.join(sorted(place_codes()['county']))})", field="county")
+    if role == "volunteer" and county is None:
+        raise error(f"{who} needs the 6-digit code of the county it serves", field="county")
+    return county
+
+
 def create_token(engine: Engine, role: str, name: str, county: str | None = None,
                  expires_at: dt.datetime | None = None) -> str:
     """Store a new token and return its plaintext, which is never shown again.
@@ -60,16 +75,7 @@ def create_token(engine: Engine, role: str, name: str, county: str | None = None
     name = (name or "").strip()
     if not name or len(name) > 100 or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         raise TokenError("a token needs a name of 1-100 printable characters", field="name")
-    county = (county or "").strip() or None
-    if county is not None and not _COUNTY.fullmatch(county):
-        raise TokenError(f"expected a 6-digit county code, got {county!r}", field="county")
-    if county is not None:
-        from matcher.divisions import place_codes
-        if county not in place_codes()["county"]:
-            raise TokenError(f"county {county} is not one of Rizhao's counties "
-                             f"({', '.join(sorted(place_codes()['county']))})", field="county")
-    if role == "volunteer" and county is None:
-        raise TokenError("a volunteer token needs the 6-digit code of the county it serves", field="county")
+    county = scope_county(role, county, TokenError, "a volunteer token")
     token = secrets.token_urlsafe(32)
     with write_connection(engine) as conn:
         conn.execute(sa.insert(ApiToken).values(name=name, role=role, county_code=county,

@@ -29,13 +29,14 @@ from sqlalchemy.engine import Engine
 from matcher.errors import MatcherError, NotFound
 from matcher.store.db import write_connection
 from matcher.store.models import ROLES, LoginFailure, User, UserSession, utcnow
+from matcher.store.tokens import scope_county
 
 MIN_PASSWORD, MAX_PASSWORD = 10, 1024
 SESSION_DAYS = 30
 MAX_FAILURES = 10
 FAILURE_WINDOW = dt.timedelta(minutes=15)
 LOGIN = re.compile(r"[a-z0-9][a-z0-9_.@-]{1,63}")
-_COUNTY, _VILLAGE = re.compile(r"\d{6}"), re.compile(r"\d{12}")
+_VILLAGE = re.compile(r"\d{12}")
 MAX_SESSION_ID = 128
 
 users, sessions, failures = User.__table__, UserSession.__table__, LoginFailure.__table__
@@ -128,16 +129,7 @@ def create_user(engine: Engine, *, role: str, login: str, password: str, display
     name = (display_name or login).strip()
     if not name or len(name) > 100 or not _printable(name):
         raise UserError("a display name is 1-100 printable characters", field="display_name")
-    county = (county or "").strip() or None
-    if county is not None and not _COUNTY.fullmatch(county):
-        raise UserError(f"expected a 6-digit county code, got {county!r}", field="county")
-    if county is not None:
-        from matcher.divisions import place_codes
-        if county not in place_codes()["county"]:
-            raise UserError(f"county {county} is not one of Rizhao's counties "
-                            f"({', '.join(sorted(place_codes()['county']))})", field="county")
-    if role == "volunteer" and county is None:
-        raise UserError("a volunteer needs the 6-digit code of the county it serves", field="county")
+    county = scope_county(role, county, UserError, "a volunteer")
     codes = _villages(villages, county)
     if codes and role != "volunteer":
         raise UserError("only volunteers are narrowed to villages", field="villages")
