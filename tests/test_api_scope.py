@@ -101,7 +101,7 @@ NOT_PERSONAL = {
 }
 VOLUNTEERS_FORBIDDEN = {("GET", "/api/v1/stats"), ("POST", "/api/v1/allocations"), ("POST", "/api/v1/households"),
                         ("POST", "/api/v1/workers"), ("POST", "/api/v1/import/households"),
-                        ("POST", "/api/v1/import/workers"), ("POST", "/api/v1/import/jobs")}
+                        ("POST", "/api/v1/import/workers"), ("POST", "/api/v1/import/jobs"), ("POST", "/api/v1/sites")}
 
 
 def _fill(api, path: str) -> str:
