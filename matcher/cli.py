@@ -6,6 +6,7 @@ Every verb exits 0 on success, or non-zero with one line on standard error.
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -62,13 +63,9 @@ def _load_world(path, obj=None):
     from matcher.schema import load_world
     if path is not None:
         return load_world(path)
-    from matcher.store import check_schema, read_world
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    from matcher.store import read_world
+    with _store(obj) as engine:
         world = read_world(engine)
-    finally:
-        engine.dispose()
     if not len(world.workers) and not len(world.jobs):
         raise click.ClickException("the store holds no world yet: pass a world folder, or `matcher db import DIR` "
                                    "first")
@@ -371,6 +368,18 @@ def _store_engine(obj):
     return make_engine(obj.settings.database_url)
 
 
+@contextmanager
+def _store(obj):
+    """The store's engine, its schema checked (one line when it is not ready), disposed afterwards."""
+    from matcher.store import check_schema
+    engine = _store_engine(obj)
+    try:
+        check_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @db.command("init")
 @click.pass_obj
 def db_init(obj):
@@ -416,13 +425,9 @@ def db_import(obj, world_dir, keep_stored):
 @click.pass_obj
 def db_export(obj, out_dir, pseudonymise):
     """Write the stored world to OUT_DIR as the four CSV files of the data contract."""
-    from matcher.store import check_schema, export_world
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    from matcher.store import export_world
+    with _store(obj) as engine:
         written = export_world(engine, out_dir, pseudonymise=pseudonymise)
-    finally:
-        engine.dispose()
     for name, n in written.items():
         click.echo(f"{name}: {n} rows")
     click.echo(f"-> {out_dir}")
@@ -444,16 +449,12 @@ def token():
 def token_create(obj, role, name, county, expires_days):
     """Create a token and print it, alone on the last line; it is not shown again."""
     import datetime as dt
-    from matcher.store import check_schema, create_token
+    from matcher.store import create_token
     expires = None
     if expires_days is not None:
         expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=expires_days)
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    with _store(obj) as engine:
         secret = create_token(engine, role, name, county=county, expires_at=expires)
-    finally:
-        engine.dispose()
     scope = f", county {county}" if county else ""
     until = f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else ""
     click.echo(f"token for {name} ({role}{scope}{until}); store it now, it is not shown again:")
@@ -466,15 +467,11 @@ def token_create(obj, role, name, county, expires_days):
 @click.pass_obj
 def token_revoke(obj, name, by_id):
     """Revoke every live token named NAME (or, with --id, the token with that id)."""
-    from matcher.store import check_schema, revoke_token
+    from matcher.store import revoke_token
     if by_id and not name.isdigit():
         raise click.BadParameter(f"expected a numeric id, got {name!r}", param_hint="NAME")
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    with _store(obj) as engine:
         n = revoke_token(engine, int(name) if by_id else name)
-    finally:
-        engine.dispose()
     click.echo(f"revoked {n} token(s)")
 
 
@@ -494,7 +491,6 @@ def user():
 def user_create(obj, role, login, display_name, county, villages, generate):
     """Create an account. The password is read from standard input (its first line), unless --generate."""
     import secrets
-    from matcher.store import check_schema
     from matcher.store.users import create_user
     if generate:
         password = secrets.token_urlsafe(12)
@@ -504,13 +500,9 @@ def user_create(obj, role, login, display_name, county, villages, generate):
             password = click.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
         else:
             password = stdin.readline().rstrip("\r\n")
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    with _store(obj) as engine:
         info = create_user(engine, role=role, login=login, password=password, display_name=display_name,
                            county=county, villages=villages or ())
-    finally:
-        engine.dispose()
     scope = f", county {info.county_code}" if info.county_code else ""
     scope += f", villages {';'.join(info.villages)}" if info.villages else ""
     click.echo(f"user {info.login} ({info.role}{scope}) created")
@@ -524,14 +516,9 @@ def user_create(obj, role, login, display_name, county, villages, generate):
 @click.pass_obj
 def user_disable(obj, login):
     """Disable LOGIN's account and end its sessions at once, in every service process."""
-    from matcher.store import check_schema
     from matcher.store.users import disable_user
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    with _store(obj) as engine:
         info = disable_user(engine, login)
-    finally:
-        engine.dispose()
     click.echo(f"user {info.login} disabled; its sessions are ended")
 
 
@@ -539,14 +526,9 @@ def user_disable(obj, login):
 @click.pass_obj
 def user_list(obj):
     """Every account: login, role, county, villages, state, display name (tab-separated)."""
-    from matcher.store import check_schema
     from matcher.store.users import list_users
-    engine = _store_engine(obj)
-    try:
-        check_schema(engine)
+    with _store(obj) as engine:
         rows = list_users(engine)
-    finally:
-        engine.dispose()
     click.echo("login\trole\tcounty\tvillages\tstate\tdisplay_name")
     for u in rows:
         click.echo("\t".join([u.login, u.role, u.county_code or "", ";".join(u.villages),
