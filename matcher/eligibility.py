@@ -10,6 +10,7 @@ pair is eligible when all masks hold. The same masks explain why a pair fails.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import datetime as dt
 import hashlib
 
 import numpy as np
@@ -84,6 +85,8 @@ class WorkerArrays:
     skills: np.ndarray         # (n, words) uint64 masks over the jobs' skill index
     n_skills: np.ndarray
     home_delivery_km: float = 20.0
+    # market referrals ended without a hire in the 12 months before the day (failed_market_referrals)
+    failed_market: np.ndarray | None = None
     # derived once from the fields above (__post_init__), for the per-pair work
     rlat: np.ndarray = field(init=False, repr=False)
     rlon: np.ndarray = field(init=False, repr=False)
@@ -92,6 +95,8 @@ class WorkerArrays:
     village_key: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.failed_market is None:
+            self.failed_market = np.zeros(len(self.ids), dtype=np.int64)
         _prepared(self)
 
     def __len__(self) -> int:
@@ -99,7 +104,10 @@ class WorkerArrays:
 
     @classmethod
     def build(cls, workers: pd.DataFrame, households: pd.DataFrame, policy: Policy,
-              skill_index: SkillIndex, words: int) -> "WorkerArrays":
+              skill_index: SkillIndex, words: int, *, referrals: pd.DataFrame | None = None,
+              jobs: pd.DataFrame | None = None, today: dt.date | None = None) -> "WorkerArrays":
+        """``referrals`` (with the ``jobs`` they went to) give each worker's failed market referrals in
+        the 12 months before ``today`` (default: today); without them every worker has none."""
         w = workers.reset_index(drop=True)
         h = households.set_index("household_id")
         place = h.reindex(w["household_id"])
@@ -137,13 +145,48 @@ class WorkerArrays:
             age=age, female=female, disabled=disabled, grade=grade,
             education=np.array([EDUCATION_LEVEL[e] for e in education], dtype=np.int64),
             partial=partial,
-            available=(capacity != "none") & (w["wants"] == "job").to_numpy() & ~w["employed"].to_numpy(bool),
+            available=available_mask(w),
             wants_business=(capacity != "none") & (w["wants"] == "business").to_numpy() & ~w["employed"].to_numpy(bool),
             lost=lost, max_demand=max_demand, commute_km=commute,
             home_only=w["home_only"].to_numpy(bool), will_migrate=w["will_migrate"].to_numpy(bool),
             graduate=w["graduate"].to_numpy(bool), fallback=fallback_eligible(age, female, disabled, policy),
             skills=masks, n_skills=popcount(masks), home_delivery_km=policy.commute.home_delivery_km,
+            failed_market=(None if referrals is None or jobs is None else
+                           failed_market_referrals(w["worker_id"], referrals, jobs, today)),
         )
+
+
+FAILED_OUTCOMES = ("declined", "rejected", "no_show")
+FAILED_WINDOW_MONTHS = 12
+
+
+def failed_market_referrals(worker_ids, referrals: pd.DataFrame, jobs: pd.DataFrame,
+                            today: dt.date | None = None) -> np.ndarray:
+    """How many referrals of each worker to a market job (any kind but public_welfare) ended without a
+    hire (declined, rejected, no_show) within the 12 months before ``today`` (default: today), the day
+    itself included. The one count behind policy ``fallback.failed_referrals`` (SPEC section 7)."""
+    ids = pd.Index(np.asarray(worker_ids, dtype=object))
+    out = np.zeros(len(ids), dtype=np.int64)
+    if referrals is None or not len(referrals) or not len(ids):
+        return out
+    today = pd.Timestamp(today or dt.date.today())
+    since = today - pd.DateOffset(months=FAILED_WINDOW_MONTHS)
+    kind = referrals["job_id"].map(jobs.set_index("job_id")["kind"])
+    on = pd.to_datetime(referrals["referred_on"])
+    failed = (referrals["outcome"].isin(FAILED_OUTCOMES) & kind.notna() & (kind != "public_welfare")
+              & (on > since) & (on <= today))
+    counts = referrals.loc[failed.to_numpy(), "worker_id"].value_counts()
+    rows = ids.get_indexer(counts.index)
+    keep = rows >= 0
+    out[rows[keep]] = counts.to_numpy()[keep]
+    return out
+
+
+def available_mask(workers: pd.DataFrame) -> np.ndarray:
+    """Who seeks a job: labour capacity other than none, wants a job, not employed (SPEC section 3). The one
+    copy of this notion: the engine's ``WorkerArrays.available`` and the people the 311 standard counts."""
+    return ((workers["labour_capacity"] != "none") & (workers["wants"] == "job")).to_numpy(bool) \
+        & ~workers["employed"].to_numpy(bool)
 
 
 def fallback_eligible(age, female, disabled, policy: Policy) -> np.ndarray:

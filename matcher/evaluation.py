@@ -307,7 +307,8 @@ def top_k_rows(W, J, pairs, score: np.ndarray, policy: Policy, k: int) -> np.nda
     rank = np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0))
     viable = np.zeros(len(W), dtype=np.int64)
     np.add.at(viable, w[~wf], s[~wf] >= policy.fallback.viability_threshold)
-    needs = W.fallback & (viable == 0)
+    from matcher.ranking import fallback_reasons
+    needs = fallback_reasons(W, policy, np.bincount(w[~wf], minlength=len(W)), viable) != None  # noqa: E711
     return order[(rank < k) & (~wf | needs[w])]
 
 

@@ -32,6 +32,7 @@ class Fallback(_Strict):
     women_min_age: int = Field(ge=16, le=100)
     men_min_age: int = Field(ge=16, le=100)
     viability_threshold: float = Field(ge=0, le=1)
+    failed_referrals: int = Field(2, ge=1, le=100)
 
 
 class Literacy(_Strict):

@@ -84,6 +84,26 @@ class Contention:
 ORDERS = ("score", "plan")
 
 
+def fallback_reasons(W: WorkerArrays, policy: Policy, n_market: np.ndarray, viable: np.ndarray,
+                     rows: np.ndarray | None = None) -> np.ndarray:
+    """Why each worker (of ``rows``, default all) needs the public-welfare fallback, or None when not:
+    available and fallback-eligible, and no market job within reach (``no_market``), none viable
+    (``below_threshold``), or at least ``fallback.failed_referrals`` market referrals ended without a hire
+    in the last 12 months (``failed_referrals``). ``n_market`` and ``viable`` count each row's eligible
+    and viable market jobs. The one copy of the rule: ranking, recommend and evaluation use it."""
+    rows = np.arange(len(W)) if rows is None else np.asarray(rows, dtype=np.int64)
+    n_market, viable = np.asarray(n_market), np.asarray(viable)
+    may = W.available[rows] & W.fallback[rows]
+    failed = W.failed_market[rows] >= policy.fallback.failed_referrals
+    reason = np.select([n_market == 0, viable == 0, failed], ["no_market", "below_threshold", "failed_referrals"],
+                       default="")
+    return np.where(may & (reason != ""), reason, None).astype(object)
+
+
+def failed_referrals_text(n: int) -> str:
+    return f"近12个月{int(n)}次推荐市场岗位未成功，可安排公益性岗位"
+
+
 class Engine:
     """Scores and ranks eligible jobs for workers of one world (or a slice of one)."""
 
@@ -93,9 +113,12 @@ class Engine:
         self._row = {wid: i for i, wid in enumerate(workers.ids)}
 
     @classmethod
-    def build(cls, world: World, model: MatchModel, policy: Policy, jobs: JobArrays | None = None) -> "Engine":
+    def build(cls, world: World, model: MatchModel, policy: Policy, jobs: JobArrays | None = None,
+              today=None) -> "Engine":
+        """``today`` (default: today) is the day the world's failed market referrals are counted back from."""
         J = jobs or JobArrays.build(world.jobs, SkillIndex())
-        W = WorkerArrays.build(world.workers, world.households, policy, J.skill_index, J.words)
+        W = WorkerArrays.build(world.workers, world.households, policy, J.skill_index, J.words,
+                               referrals=world.referrals, jobs=world.jobs, today=today)
         return cls(W, J, model, policy)
 
     # -- scoring --------------------------------------------------------------------------
@@ -240,15 +263,21 @@ class Engine:
             notes.append(self._unavailable_note(w))
         matches = self._items(sc, self._ordered(sc, market_idx, contention, order)[:k], contention)
         fallback: list[dict] = []
-        needs_fallback = W.available[w] and W.fallback[w] and viable == 0
-        if needs_fallback:
+        why = fallback_reasons(W, self.policy, [len(market_idx)], [viable], np.array([w]))[0]
+        if why is not None:
             fallback = self._items(sc, self._ordered(sc, welfare_idx, contention, order)[:k], contention)
+            if why == "failed_referrals":
+                text = failed_referrals_text(W.failed_market[w])
+                for item in fallback:
+                    item["reasons"] = [text] + item["reasons"]
             if not fallback:
                 notes.append(self._no_post_note(w))
-            elif not len(market_idx):
+            elif why == "no_market":
                 notes.append("附近没有合适的市场岗位，可安排公益性岗位托底")
-            else:
+            elif why == "below_threshold":
                 notes.append("市场岗位录用可能性都较低，可安排公益性岗位托底")
+            else:
+                notes.append(failed_referrals_text(W.failed_market[w]) + "托底")
         elif W.available[w] and not len(market_idx):
             notes.append("通勤范围内暂无符合条件的岗位")
         training = []
@@ -257,7 +286,7 @@ class Engine:
         if W.graduate[w]:
             notes.insert(0, "特困家庭高校毕业生，优先安排（应就尽就）")
         return {"worker_id": worker_id, "matches": matches, "fallback": fallback, "training": training,
-                "notes": notes}
+                "notes": notes, "fallback_reason": why}
 
     def _unavailable_note(self, w: int) -> str:
         f = self.W.frame
@@ -396,14 +425,20 @@ class Engine:
         viable_market = np.zeros(len(self.W), dtype=np.int64)
         np.add.at(viable_market, p.w[~welfare], sc.score[~welfare] >= threshold)
         n_market = np.bincount(p.w[~welfare], minlength=len(self.W))
-        needs_fallback = self.W.fallback & (viable_market == 0)
+        why = fallback_reasons(self.W, self.policy, n_market, viable_market)
+        needs_fallback = why != None  # noqa: E711 - elementwise over an object array
         keep = (rank_in_group < k) & (~welfare | needs_fallback[p.w])
         idx = np.flatnonzero(keep)
         rank = rank_in_group[idx] + 1 + np.where(welfare[idx], np.minimum(n_market[p.w[idx]], k), 0)
         from tqdm import tqdm
-        reasons = [" | ".join(self.reasons(int(p.w[i]), int(p.j[i]), float(p.distance_km[i]), int(sc.covered[i]),
-                                           float(sc.score[i])))
-                   for i in tqdm(idx, desc="reasons", unit="row", disable=not progress, leave=False)]
+        def words(i: int) -> list[str]:
+            w = int(p.w[i])
+            out = self.reasons(w, int(p.j[i]), float(p.distance_km[i]), int(sc.covered[i]), float(sc.score[i]))
+            if welfare[i] and why[w] == "failed_referrals":
+                out = [failed_referrals_text(self.W.failed_market[w])] + out
+            return out
+        reasons = [" | ".join(words(int(i))) for i in tqdm(idx, desc="reasons", unit="row", disable=not progress,
+                                                          leave=False)]
         d = p.distance_km[idx]
         return pd.DataFrame({
             "worker_id": self.W.ids[p.w[idx]],

@@ -57,18 +57,49 @@ def test_a_full_job_is_409_and_stops_being_offered(api):
     assert refer(api, "W-B1", "J-PACK").status_code == 409
 
 
-@pytest.mark.parametrize("kind", ["declined", "rejected", "no_show"])
-def test_other_outcomes_need_a_structured_reason_and_take_no_slot(api, kind):
+@pytest.mark.parametrize("kind,reason,wrong", [("declined", "distance", "unreachable"),
+                                               ("rejected", "skills", "wage"),
+                                               ("no_show", "unreachable", "position_filled")])
+def test_other_outcomes_need_a_reason_from_their_own_list_and_take_no_slot(api, kind, reason, wrong):
     ref = refer(api, "W-A1", "J-SEW").get_json()
     resp = outcome(api, ref["referral_id"], outcome=kind)
     assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "reason"
     resp = outcome(api, ref["referral_id"], outcome=kind, reason="because")
     assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "reason"
-    resp = outcome(api, ref["referral_id"], outcome=kind, reason="distance", note="路太远\n要换乘两次")
+    resp = outcome(api, ref["referral_id"], outcome=kind, reason=wrong)       # another outcome's reason
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "reason"
+    assert f"{wrong} is not a reason for {kind}" in resp.get_json()["error"]["message"]
+    resp = outcome(api, ref["referral_id"], outcome=kind, reason="other")     # other needs a note
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "note"
+    assert api.get(f"/api/v1/referrals/{ref['referral_id']}", as_="volunteer").get_json()["outcome"] is None
+    resp = outcome(api, ref["referral_id"], outcome=kind, reason=reason, note="路太远\n要换乘两次")
     assert resp.status_code == 200
     body = resp.get_json()
-    assert (body["outcome"], body["reason"], body["note"]) == (kind, "distance", "路太远\n要换乘两次")
+    assert (body["outcome"], body["reason"], body["note"]) == (kind, reason, "路太远\n要换乘两次")
     assert job(api, "J-SEW")["filled"] == 0
+
+
+def test_a_hire_takes_no_reason(api):
+    ref = refer(api, "W-A1", "J-SEW").get_json()
+    resp = outcome(api, ref["referral_id"], outcome="hired", reason="wage")
+    assert resp.status_code == 422 and resp.get_json()["error"]["field"] == "reason"
+    assert job(api, "J-SEW")["filled"] == 0
+
+
+def test_the_reason_lists_are_served_with_chinese_labels_and_in_the_openapi_document(api):
+    from matcher.api.schemas import OUTCOME_REASONS
+    got = api.get("/api/v1/referrals/reasons", as_="recruiter").get_json()
+    assert [r["code"] for r in got["declined"]] == ["wage", "distance", "hours", "family_care", "health",
+                                                   "not_interested", "found_other_work", "other"]
+    assert [r["code"] for r in got["rejected"]] == ["skills", "age", "health", "position_filled",
+                                                   "employer_choice", "other"]
+    assert [r["code"] for r in got["no_show"]] == ["unreachable", "family_care", "health", "found_other_work",
+                                                  "other"]
+    assert {"code": "wage", "label": "工资太低"} in got["declined"]
+    assert set(got) == set(OUTCOME_REASONS)
+    doc = api.client.get("/openapi.json").get_json()
+    patch = doc["paths"]["/api/v1/referrals/{referral_id}"]["patch"]["description"]
+    assert "no_show: `unreachable`, `family_care`, `health`, `found_other_work`, `other`" in patch
 
 
 def test_a_recorded_outcome_stays_and_repeating_a_hire_takes_no_second_slot(api):

@@ -133,7 +133,7 @@ class Hiring(RuleBasedStateMachine):
 
     def _record(self, referral_id, outcome):
         ref = self.ref[referral_id]
-        body = {"outcome": outcome} if outcome == "hired" else {"outcome": outcome, "reason": "other"}
+        body = {"outcome": outcome} if outcome == "hired" else {"outcome": outcome, "reason": "other", "note": "另有安排"}
         resp = self.client.patch(f"/api/v1/referrals/{referral_id}", as_="volunteer", json=body)
         got = resp.get_json()
         if ref["outcome"] is not None:

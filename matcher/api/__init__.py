@@ -94,9 +94,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     auth.init_app(app)
 
     from matcher.api import (allocations, health, imports, jobs, modelctl, openapi, people, referrals, session,
-                             sites, stats)
+                             sites, stats, visits)
     for module in (health, openapi, session, jobs, people, referrals, modelctl, stats, allocations, sites,
-                   imports):
+                   imports, visits):
         app.register_blueprint(module.bp)
     # The web pages (/ and /recruiter) live in matcher/api/pages.py when that module exists.
     if importlib.util.find_spec("matcher.api.pages") is not None:

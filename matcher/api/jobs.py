@@ -137,6 +137,21 @@ def close_job(job_id: str):
     return queries.get_job(runtime().engine, job_id)
 
 
+@endpoint(bp, "/<job_id>/reopen", "POST", summary="Open a closed vacancy again (it must have a free slot)",
+          description="409 when the job is already open or has no free slot (filled = slots).", roles=OWNERS,
+          response=Job, path_params=JOB_ID, errors=(409,))
+def reopen_job(job_id: str):
+    visible_job(job_id)
+    result = queries.reopen_job(runtime().engine, job_id)
+    if result == "missing":
+        raise not_found("job")
+    if result == "open":
+        raise conflict(f"job {job_id!r} is open already", "job_id")
+    if result == "full":
+        raise conflict(f"job {job_id!r} has no free slot: raise its slots first (PATCH)", "job_id")
+    return queries.get_job(runtime().engine, job_id)
+
+
 @endpoint(bp, "/<job_id>/candidates", summary="Ranked eligible workers for a vacancy, pseudonymised",
           description="No names or ids of people: each candidate is an age band, a distance and how "
                       "their skills fit.", roles=OWNERS, query=MatchQuery, response=Candidates,

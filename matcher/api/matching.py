@@ -98,13 +98,23 @@ def worker_matches(worker_id: str, k: int, order: str = "score") -> Response:
 
 
 def household_matches(household_id: str, k: int, order: str = "score") -> Response:
+    """The household's plan and members' matches, each member with this year's 311 counts."""
+    import datetime as dt
+
+    from matcher.api.visits import member_standards
+    from matcher.store.visits import services_version
     plan_id = _plan_id()
+    year = dt.date.today().year
+    served = services_version(runtime().engine)      # a referral or a visit changes the members' counts
 
     def compute(engine, loaded):
         out = engine.household_matches(household_id, k, contention(engine, plan_id), order)
+        standards = member_standards(household_id, year)
+        members = [dict(m, service_standard=standards.get(m["worker_id"])) for m in out["members"]]
         return {"household_id": household_id, "model_version": loaded.version, "plan": out["plan"],
-                "members": out["members"]}
-    return _json(_remember(("household", household_id, k, order, plan_id), compute, HouseholdMatches))
+                "members": members}
+    return _json(_remember(("household", household_id, k, order, plan_id, year, served), compute,
+                           HouseholdMatches))
 
 
 def _plan_id() -> int | None:

@@ -216,7 +216,7 @@ class WorldCache:
             # The version is read before the rows, so the rows are at least as new as the key.
             J = JobArrays.build(read_table(engine, "jobs"), SkillIndex())
             W = WorkerArrays.build(read_table(engine, "workers"), read_table(engine, "households"), policy,
-                                   J.skill_index, J.words)
+                                   J.skill_index, J.words, referrals=read_table(engine, "referrals"), jobs=J.frame)
             self._engines = {}
             self._state = (version, (J, W))
             return self._state

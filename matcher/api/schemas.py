@@ -69,8 +69,18 @@ Demand = Literal[DEMANDS]  # type: ignore[valid-type]
 Function = Literal[FUNCTIONS]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]
-REASONS = ("wage", "distance", "hours", "family_care", "health", "skills", "age", "found_other_work",
-           "employer_choice", "position_filled", "not_interested", "unreachable", "other")
+# Why a referral did not end in a hire: a fixed list per outcome (SPEC section 7), with the words a page shows.
+OUTCOME_REASONS: dict[str, dict[str, str]] = {
+    "declined": {"wage": "工资太低", "distance": "路程太远", "hours": "工作时间不合适", "family_care": "需照顾家人",
+                 "health": "身体原因", "not_interested": "不感兴趣", "found_other_work": "已找到其他工作",
+                 "other": "其他"},
+    "rejected": {"skills": "技能不符", "age": "年龄不符", "health": "身体原因", "position_filled": "岗位已招满",
+                 "employer_choice": "用人单位另有人选", "other": "其他"},
+    "no_show": {"unreachable": "联系不上", "family_care": "需照顾家人", "health": "身体原因",
+                "found_other_work": "已找到其他工作", "other": "其他"},
+}
+# Every reason of any outcome (for filters and pickers); which outcome takes which is OUTCOME_REASONS.
+REASONS = tuple(dict.fromkeys(r for reasons in OUTCOME_REASONS.values() for r in reasons))
 Reason = Literal[REASONS]  # type: ignore[valid-type]
 
 SERVER_KEPT = ("filled", "status", "owner")
@@ -239,16 +249,36 @@ class TrainingItem(_Out):
     unlocks: int
 
 
+class ServiceCount(_Out):
+    year: int
+    job_offers: int = Field(description="referrals made in the year and job offers recorded at visits")
+    guidance: int
+    training_offers: int
+    meets_311: bool = Field(description="3 job offers, 1 guidance and 1 training offer in the year")
+
+
+FALLBACK_REASONS = ("no_market", "below_threshold", "failed_referrals")
+
+
 class MemberMatches(_Out):
     worker_id: str
     matches: list[MatchItem]
     fallback: list[MatchItem]
     training: list[TrainingItem]
     notes: list[str]
+    fallback_reason: Literal[FALLBACK_REASONS] | None = Field(  # type: ignore[valid-type]
+        None, description="why public-welfare posts are offered: no market job within reach (no_market), none "
+                          "likely enough (below_threshold), or market referrals ended without a hire at least "
+                          "policy fallback.failed_referrals times in 12 months (failed_referrals); null: not offered")
 
 
 class WorkerMatches(MemberMatches):
     model_version: str
+
+
+class HouseholdMember(MemberMatches):
+    service_standard: ServiceCount | None = Field(
+        None, description="this year's services to the member (the 311 standard); null when not able and willing")
 
 
 class PlanItem(_Out):
@@ -273,7 +303,7 @@ class HouseholdMatches(_Out):
     household_id: str
     model_version: str
     plan: list[PlanItem]
-    members: list[MemberMatches]
+    members: list[HouseholdMember]
 
 
 class SkillsFit(_Out):
@@ -378,22 +408,152 @@ class ReferralIn(_In):
     job_id: Id
 
 
+def _reasons_text() -> str:
+    return "; ".join(f"{o}: {', '.join(r)}" for o, r in OUTCOME_REASONS.items())
+
+
 class OutcomeIn(_In):
     outcome: Outcome
-    reason: Reason | None = Field(None, description="why it did not work out: required unless hired")
+    reason: Reason | None = Field(None, description="why it did not work out: required unless hired, and one of its "
+                                                    f"outcome's reasons ({_reasons_text()}); `other` needs a `note` "
+                                                    "(GET /api/v1/referrals/reasons has the labels)")
     note: _text(500) | None = None
     retained_6m: bool | None = Field(None, description="for a hire: still in the job after six months")
 
 
 class Referral(_Out):
     referral_id: str
-    worker_id: str
+    worker_id: str | None = Field(description="null in the answer to a job's owner (a recruiter)")
     job_id: str
     referred_on: dt.date
     outcome: Outcome | None
     reason: str | None
     note: str | None
     retained_6m: bool | None
+
+
+class PendingQuery(_In):
+    model_config = ConfigDict(extra="ignore")
+    status: Literal["pending"] = Field(description="only `pending` (referrals awaiting an outcome) for now")
+    limit: int = Field(50, ge=1, description="page size, capped at 200")
+    offset: int = Field(0, ge=0, le=10_000_000)
+
+
+class PendingReferral(_Out):
+    """A referral awaiting its outcome. To a volunteer or an admin: who and where. To a recruiter, see
+    :class:`RecruiterReferral`."""
+
+    referral_id: str
+    worker_id: str
+    job_id: str
+    referred_on: dt.date
+    household_id: str
+    worker_name: str | None = Field(None, description=PERSONAL_NOTE)
+    job_title: str
+    employer: str
+    kind: str
+
+
+class RecruiterReferral(_Out):
+    """A referral to the recruiter's own job: nothing that names or places the worker."""
+
+    referral_id: str
+    job_id: str
+    job_title: str
+    referred_on: dt.date
+    age: int
+    sex: str
+    skills_fit: list[str] = Field(description="the job's required skills the worker has")
+    referred_by: str | None = Field(description="the referring volunteer's display name (the recruiter's contact)")
+
+
+class PendingPage(_Out):
+    items: list[PendingReferral | RecruiterReferral] = Field(
+        description="oldest first; items are PendingReferral for volunteers and admins, RecruiterReferral for "
+                    "recruiters")
+    total: int
+
+
+class ReasonItem(_Out):
+    code: str
+    label: str
+
+
+class OutcomeReasons(_Out):
+    declined: list[ReasonItem]
+    rejected: list[ReasonItem]
+    no_show: list[ReasonItem]
+
+
+# -- visits and the 311 standard (SPEC section 7) -----------------------------------------------
+
+SERVICE_KINDS = ("guidance", "training_offer", "job_offer")
+
+
+class ServiceIn(_In):
+    worker_id: Id
+    kind: Literal[SERVICE_KINDS] = Field(description="guidance (职业指导), training_offer (培训), job_offer (a job "  # type: ignore[valid-type]
+                                                     "proposed without a referral)")
+
+
+class VisitIn(_In):
+    visited_on: dt.date = Field(description="not in the future, not before 2015")
+    note: _text(500) | None = None
+    services: list[ServiceIn] = Field(default_factory=list, max_length=100,
+                                      description="each worker a member of the household; a (worker, kind) once")
+
+
+class Service(_Out):
+    worker_id: str
+    kind: str
+
+
+class Visit(_Out):
+    visit_id: str
+    household_id: str
+    visited_on: dt.date
+    note: str | None
+    services: list[Service]
+    recorded_by: str | None = Field(description="the display name of who recorded it (null for a script's token)")
+
+
+class Visits(_Out):
+    items: list[Visit]
+
+
+class StandardQuery(_In):
+    model_config = ConfigDict(extra="ignore")
+    county_code: County | None = Field(None, description="default: every county in scope")
+    year: int = Field(None, ge=2015, le=2200, description="default: the current year")  # type: ignore[assignment]
+    below: bool = Field(False, description="only the people not meeting the standard")
+    sort: Literal["worker_id", "household_id", "job_offers", "guidance", "training_offers"] | None = Field(
+        None, description="default: least served first")
+    format: Literal["json", "csv"] = "json"
+
+
+class StandardItem(_Out):
+    worker_id: str
+    household_id: str
+    village_code: str | None
+    job_offers: int
+    guidance: int
+    training_offers: int
+    meets_311: bool
+
+
+class StandardTotals(_Out):
+    people: int
+    meets_311: int
+    job_offers: int
+    guidance: int
+    training_offers: int
+
+
+class ServiceStandard(_Out):
+    year: int
+    county_code: str | None
+    items: list[StandardItem]
+    totals: StandardTotals
 
 
 # -- model, stats, allocations -----------------------------------------------------------------

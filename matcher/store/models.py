@@ -239,5 +239,54 @@ class LoginFailure(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Visit(Base):
+    """A volunteer's visit to a household (SPEC section 7, migration 0004)."""
+
+    __tablename__ = "visits"
+
+    visit_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    household_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("households.household_id"), index=True)
+    visited_on: Mapped[dt.date] = mapped_column(sa.Date, index=True)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    created_by: Mapped[str | None] = mapped_column(sa.String(100))      # the principal's name (the audit's)
+    recorded_by: Mapped[str | None] = mapped_column(sa.String(100))     # a person's display name, shown
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now())
+
+
+class VisitService(Base):
+    """One service given to one member at a visit: guidance, a training offer, a job offer."""
+
+    __tablename__ = "visit_services"
+    __table_args__ = (
+        sa.UniqueConstraint("visit_id", "worker_id", "kind", name="uq_visit_services_visit_worker_kind"),
+        sa.CheckConstraint("kind IN ('guidance', 'training_offer', 'job_offer')", name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    visit_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("visits.visit_id", ondelete="CASCADE"),
+                                          index=True)
+    worker_id: Mapped[str] = mapped_column(sa.String(64), sa.ForeignKey("workers.worker_id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+
+
+class IdempotencyKey(Base):
+    """A POST's answer under its ``Idempotency-Key``, per principal, for 24 hours (SPEC section 5).
+    ``status`` is NULL while the first request is being answered."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("principal", "key", name="uq_idempotency_keys_principal_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    principal: Mapped[str] = mapped_column(sa.String(32))
+    key: Mapped[str] = mapped_column(sa.String(64))
+    request_sha256: Mapped[str] = mapped_column(sa.String(64))
+    status: Mapped[int | None] = mapped_column(sa.Integer)
+    headers: Mapped[str] = mapped_column(sa.Text, default="{}", server_default="{}")
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now(),
+                                                    index=True)
+
+
 TABLE_ORDER = ("households", "workers", "jobs", "referrals", "api_tokens", "audit_log", "allocations",
-               "allocation_rows", "users", "user_sessions", "login_failures")
+               "allocation_rows", "users", "user_sessions", "login_failures", "visits", "visit_services",
+               "idempotency_keys")

@@ -40,15 +40,18 @@ def _row(mapping, list_columns=LIST_COLUMNS) -> dict:
 _WORLD_VERSION = sa.text(
     "SELECT (SELECT count(*) FROM households), (SELECT count(*) FROM workers), count(*), "
     "coalesce(sum(revision), 0), coalesce(sum(filled), 0), "
-    "coalesce(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END), 0) FROM jobs")
+    "coalesce(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END), 0), "
+    "(SELECT count(outcome) FROM referrals) FROM jobs")
 
 
 def world_version(engine: Engine) -> tuple:
-    """A cheap fingerprint that changes whenever a record is added or a job changed, filled or closed.
+    """A cheap fingerprint that changes whenever a record is added or a job changed, filled or closed,
+    or a referral's outcome recorded.
 
     Rows are only ever added, and every change to a job raises its ``revision``, so the counts
     and the sum of revisions only grow. Workers change only by being added or by a hire, which
-    raises the job's revision too.
+    raises the job's revision too. An outcome, once recorded, stays, so the count of recorded
+    outcomes only grows (the engine counts failed market referrals from them).
     """
     with engine.connect() as conn:
         return tuple(int(v) for v in conn.execute(_WORLD_VERSION).one())
@@ -111,6 +114,20 @@ def update_job(engine: Engine, job_id: str, values: dict) -> str:
         return "below_filled" if exists else "missing"
 
 
+def reopen_job(engine: Engine, job_id: str) -> str:
+    """Open a closed job that has a free slot, in one statement. Returns 'ok', 'missing', 'open' or 'full'."""
+    with write_connection(engine) as conn:
+        n = conn.execute(sa.update(jobs).where(jobs.c.job_id == job_id, jobs.c.status == "closed",
+                                               jobs.c.filled < jobs.c.slots)
+                         .values(status="open", revision=jobs.c.revision + 1)).rowcount
+        if n == 1:
+            return "ok"
+        row = conn.execute(sa.select(jobs.c.status).where(jobs.c.job_id == job_id)).first()
+        if row is None:
+            return "missing"
+        return "open" if row.status == "open" else "full"
+
+
 # -- people --------------------------------------------------------------------------------------
 
 def get_household(engine: Engine, household_id: str) -> dict | None:
@@ -118,6 +135,13 @@ def get_household(engine: Engine, household_id: str) -> dict | None:
         row = conn.execute(sa.select(*(households.c[c] for c in COLUMNS["households"]))
                            .where(households.c.household_id == household_id)).mappings().first()
     return dict(row) if row is not None else None
+
+
+def household_members(engine: Engine, household_id: str) -> list[str]:
+    """The worker ids of a household."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(workers.c.worker_id).where(workers.c.household_id == household_id)
+                                 .order_by(workers.c.worker_id)).scalars())
 
 
 def get_worker(engine: Engine, worker_id: str) -> dict | None:
@@ -145,14 +169,46 @@ REFERRAL_FIELDS = ("referral_id", "worker_id", "job_id", "referred_on", "outcome
 
 
 def get_referral(engine: Engine, referral_id: str) -> dict | None:
-    """A referral with the county and village of its worker's household (``county_code``, ``village_code``)."""
-    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code, households.c.village_code]
+    """A referral with the county and village of its worker's household (``county_code``, ``village_code``)
+    and its job's ``owner``."""
+    cols = [referrals.c[c] for c in REFERRAL_FIELDS] + [households.c.county_code, households.c.village_code,
+                                                         jobs.c.owner]
     with engine.connect() as conn:
         row = conn.execute(sa.select(*cols)
                            .join(workers, workers.c.worker_id == referrals.c.worker_id)
                            .join(households, households.c.household_id == workers.c.household_id)
+                           .join(jobs, jobs.c.job_id == referrals.c.job_id)
                            .where(referrals.c.referral_id == referral_id)).mappings().first()
     return dict(row) if row is not None else None
+
+
+def pending_referrals(engine: Engine, *, county_code: str | None = None, villages: tuple[str, ...] | None = None,
+                      owner: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
+    """Referrals awaiting an outcome, oldest first: of a county's households (narrowed to villages when
+    given), or to the jobs of ``owner``. Each row carries the worker's, the household's and the job's
+    fields a list needs, and the display name of the person who referred (null for a token)."""
+    users = T["users"]
+    conds = [referrals.c.outcome.is_(None)]
+    if county_code is not None:
+        conds.append(households.c.county_code == county_code)
+    if villages:
+        conds.append(households.c.village_code.in_(list(villages)))
+    if owner is not None:
+        conds.append(jobs.c.owner == owner)
+    joined = (referrals.join(workers, workers.c.worker_id == referrals.c.worker_id)
+              .join(households, households.c.household_id == workers.c.household_id)
+              .join(jobs, jobs.c.job_id == referrals.c.job_id)
+              .outerjoin(users, users.c.login == referrals.c.created_by))
+    cols = [referrals.c.referral_id, referrals.c.worker_id, referrals.c.job_id, referrals.c.referred_on,
+            workers.c.household_id, workers.c.name.label("worker_name"), workers.c.age, workers.c.sex,
+            workers.c.skills.label("worker_skills"), jobs.c.title.label("job_title"), jobs.c.employer, jobs.c.kind,
+            jobs.c.skills.label("job_skills"), users.c.display_name.label("referred_by")]
+    with engine.connect() as conn, conn.begin():
+        total = conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conds)).scalar_one()
+        rows = conn.execute(sa.select(*cols).select_from(joined).where(*conds)
+                            .order_by(referrals.c.referred_on, referrals.c.updated_at, referrals.c.referral_id)
+                            .offset(offset).limit(limit)).mappings().all()
+    return [_row(r, ("worker_skills", "job_skills")) for r in rows], int(total)
 
 
 def insert_referral(engine: Engine, referral_id: str, worker_id: str, job_id: str, on: dt.date,
