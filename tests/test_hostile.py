@@ -7,6 +7,7 @@ without a row here fails ``test_every_endpoint_is_in_the_tables``.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -35,6 +36,8 @@ JSON_BODIES = [
     ("POST", "/api/v1/sites", "evaluator", {"kind": "workshop_factory", "slots": 3, "n": 2}),
     ("POST", "/api/v1/session", None, {"login": "nobody.here", "password": "not-the-password"}),
     ("POST", "/api/v1/session/password", "admin", {"current_password": "x" * 10, "new_password": "y" * 10}),
+    ("POST", "/api/v1/households/{household_id}/visits", "volunteer",
+     {"visited_on": dt.date.today().isoformat(), "services": [{"worker_id": "W-A1", "kind": "guidance"}]}),
 ]
 CSV_BODIES = [("POST", f"/api/v1/import/{t}", "admin") for t in ("households", "workers", "jobs")]
 # Every operation with an id in its path: (method, path with {id}, role).
@@ -42,6 +45,8 @@ PATH_IDS = [
     ("GET", "/api/v1/jobs/{id}", "admin"),
     ("PATCH", "/api/v1/jobs/{id}", "admin"),
     ("POST", "/api/v1/jobs/{id}/close", "admin"),
+    ("POST", "/api/v1/jobs/{id}/reopen", "admin"),
+    ("GET", "/api/v1/households/{id}/visits", "volunteer"),
     ("GET", "/api/v1/jobs/{id}/candidates", "admin"),
     ("GET", "/api/v1/workers/{id}/matches", "volunteer"),
     ("GET", "/api/v1/households/{id}/matches", "volunteer"),
@@ -57,7 +62,10 @@ PLAIN = [
     ("GET", "/api/v1/me", "volunteer"), ("GET", "/api/v1/households", "volunteer"),
     ("GET", "/api/v1/job-places", "volunteer"), ("GET", "/api/v1/me/households", "volunteer"),
     ("DELETE", "/api/v1/session", "volunteer"),
+    ("GET", "/api/v1/referrals", "volunteer"), ("GET", "/api/v1/referrals/reasons", "recruiter"),
+    ("GET", "/api/v1/service-standard", "volunteer"),
 ]
+REQUIRED_PARAMETER = {"/api/v1/job-places": "ids", "/api/v1/referrals": "status"}
 
 HOSTILE_IDS = ["%00", "a%00b", "x" * 5000, "..%2F..%2Fetc%2Fpasswd", "%ff%fe", "%ED%A0%80", "' OR '1'='1",
                "%F0%9F%98%80", "H-A%0d%0aSet-Cookie:x", "%E6%97%A5%E7%85%A7", "-1", "99999999999999999999999"]
@@ -117,7 +125,7 @@ def send(api, method, path, role, **kw):
 
 
 def _path(api, path):
-    return path.format(referral_id=api.referral_id)
+    return path.format(referral_id=api.referral_id, household_id="H-A")
 
 
 # -- coverage ------------------------------------------------------------------------------------
@@ -415,6 +423,11 @@ QUERIES = [
     ("/api/v1/jobs", "mine", ["maybe"], "recruiter"),
     ("/api/v1/households", "page", ["0"], "volunteer"),
     ("/api/v1/households", "village_code", ["1"], "volunteer"),
+    ("/api/v1/referrals?status=pending&x=1", "limit", ["0", "-1", "ten", "1.0"], "volunteer"),
+    ("/api/v1/referrals?x=1", "status", ["done", "", "PENDING"], "volunteer"),
+    ("/api/v1/service-standard?x=1", "year", ["1999", "20x6", "-2026"], "volunteer"),
+    ("/api/v1/service-standard?x=1", "sort", ["name"], "volunteer"),
+    ("/api/v1/service-standard?x=1", "format", ["xlsx"], "volunteer"),
     ("/api/v1/job-places", "ids", ["", ",".join(f"J{i}" for i in range(101)), "J" * 7000], "volunteer"),
 ]
 
@@ -422,7 +435,7 @@ QUERIES = [
 @pytest.mark.parametrize("path,name,values,role", QUERIES, ids=[f"{p}?{n}" for p, n, _, _ in QUERIES])
 def test_bad_query_parameters_are_422_naming_them(hapi, path, name, values, role):
     for value in values:
-        resp = send(hapi, "GET", f"{path}?{name}={value}", role)
+        resp = send(hapi, "GET", f"{path}{'&' if '?' in path else '?'}{name}={value}", role)
         well_formed(resp, 422, "invalid_value", name)
 
 
@@ -444,8 +457,8 @@ def test_a_huge_page_size_is_capped_and_junk_parameters_are_ignored(hapi):
 @pytest.mark.parametrize("method,path,role", PLAIN)
 def test_plain_endpoints_shrug_off_junk(hapi, method, path, role):
     resp = send(hapi, method, path + "?%00=%ff&x=" + "y" * 5000, role, headers={"X-Forwarded-For": "' OR 1=1"})
-    if path == "/api/v1/job-places":
-        well_formed(resp, 422, "invalid_value", "ids")
+    if path in REQUIRED_PARAMETER:
+        well_formed(resp, 422, "invalid_value", REQUIRED_PARAMETER[path])
     else:
         well_formed(resp)
         assert resp.status_code in ((204,) if method == "DELETE" else (200, 503))

@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fr
 from pydantic import BaseModel, ValidationError
 
 from matcher import __version__
+from matcher.api import idempotency
 from matcher.api.auth import denied, read_body
 from matcher.api.errors import APIError, HTTP_CODES, bad_request
 from matcher.api.schemas import SERVER_KEPT, ErrorBody
@@ -52,6 +53,7 @@ class Operation:
     tag: str
     path_params: dict[str, str]
     response_headers: dict[str, str] = field(default_factory=dict)
+    csv_response: bool = False          # also answers text/csv (format=csv)
 
 
 OPERATIONS: list[Operation] = []
@@ -147,10 +149,10 @@ def endpoint(bp: Blueprint, rule: str, method: str = "GET", *, summary: str, des
              roles: tuple[str, ...] | None = ROLES, body: type[BaseModel] | None = None, csv: bool = False,
              query: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
              errors: tuple[int, ...] = (), tag: str | None = None, path_params: dict[str, str] | None = None,
-             response_headers: dict[str, str] | None = None) -> Callable:
+             response_headers: dict[str, str] | None = None, csv_response: bool = False) -> Callable:
     """Register a view on ``bp`` and describe it for the OpenAPI document."""
     op = Operation(bp.name, rule, method, summary, description, roles, body, csv, query, response, status,
-                   tuple(errors), tag or bp.name, path_params or {}, response_headers or {})
+                   tuple(errors), tag or bp.name, path_params or {}, response_headers or {}, csv_response)
     OPERATIONS.append(op)
 
     def deco(fn):
@@ -160,22 +162,30 @@ def endpoint(bp: Blueprint, rule: str, method: str = "GET", *, summary: str, des
                 denied(None, None, 403)
                 raise APIError(403, "forbidden", f"a {g.token.role} token may not do this; "
                                                  f"it needs one of: {', '.join(op.roles)}")
-            kwargs = {}
-            if op.body is not None:
-                kwargs["body"] = parse_body(op.body)
-            if op.csv:
-                kwargs["data"] = read_csv_body()
-            if op.query is not None:
-                kwargs["query"] = parse_query(op.query)
-            out = fn(**path, **kwargs)
-            if isinstance(out, Response):
-                return out
-            reply = out if isinstance(out, Reply) else Reply(out)
-            resp = jsonify(_dump(op.response, reply.body))
-            resp.status_code = reply.status or op.status
-            for k, v in reply.headers.items():
-                resp.headers[k] = v
-            return resp
+
+            def respond() -> Response:
+                kwargs = {}
+                if op.body is not None:
+                    kwargs["body"] = parse_body(op.body)
+                if op.csv:
+                    kwargs["data"] = read_csv_body()
+                if op.query is not None:
+                    kwargs["query"] = parse_query(op.query)
+                out = fn(**path, **kwargs)
+                if isinstance(out, Response):
+                    return out
+                reply = out if isinstance(out, Reply) else Reply(out)
+                resp = jsonify(_dump(op.response, reply.body))
+                resp.status_code = reply.status or op.status
+                for k, v in reply.headers.items():
+                    resp.headers[k] = v
+                return resp
+
+            if op.method == "POST" and op.roles is not None:
+                key = idempotency.key_of()
+                if key is not None:
+                    return idempotency.once(key, respond)
+            return respond()
 
         view.operation = op
         bp.add_url_rule(rule, endpoint=fn.__name__, view_func=view, methods=[method])
@@ -318,6 +328,14 @@ def build_document(app) -> dict:
             params += _query_parameters(op.query)
         if params:
             item["parameters"] = params
+        if op.method == "POST" and op.roles is not None:
+            params.append({"name": idempotency.HEADER, "in": "header", "required": False,
+                           "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[ -~]+$"},
+                           "description": "a repeat with the same key and request within 24 hours answers what the "
+                                          "first answered (2xx answers only) and writes nothing; the same key with "
+                                          "another request is a 409 idempotency_mismatch. Keys are per token or "
+                                          "person"})
+            item["parameters"] = params
         if op.body is not None:
             item["requestBody"] = {"required": not body_optional(op.body),
                                    "content": {"application/json": {"schema": schemas.ref(op.body)}}}
@@ -326,6 +344,8 @@ def build_document(app) -> dict:
         ok: dict[str, Any] = {"description": op.summary}
         if op.response is not None:
             ok["content"] = {"application/json": {"schema": schemas.ref(op.response, mode="serialization")}}
+            if op.csv_response:
+                ok["content"]["text/csv"] = {"schema": {"type": "string"}}
         if op.response_headers:
             ok["headers"] = {h: {"description": d, "schema": {"type": "string"}} for h, d in op.response_headers.items()}
         responses: dict[str, Any] = {str(op.status): ok}
@@ -336,6 +356,8 @@ def build_document(app) -> dict:
                 codes.add(403)
         if op.body is not None:
             codes |= {400, 413, 415, 422}
+        if op.method == "POST" and op.roles is not None:
+            codes |= {409, 422}          # Idempotency-Key: another request under it, or a malformed key
         if op.csv:
             codes |= {400, 413, 415, 422}
         if op.query is not None:

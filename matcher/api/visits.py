@@ -97,7 +97,7 @@ def _csv(items: list[dict]) -> Response:
                       "A volunteer sees its own scope (county, or villages) only: another county answers no one. "
                       "`below=true` keeps those not meeting it; `sort` orders by a column (default: least served "
                       "first); `format=csv` answers text/csv with the items' columns.",
-          roles=("volunteer", "evaluator", "admin"), query=StandardQuery, response=ServiceStandard)
+          roles=("volunteer", "evaluator", "admin"), query=StandardQuery, response=ServiceStandard, csv_response=True)
 def get_service_standard(query: StandardQuery):
     tok = g.token
     year = query.year or dt.date.today().year
