@@ -186,3 +186,90 @@ def test_recommend_puts_market_above_welfare_and_follows_spec_columns():
     assert old[["rank", "job_id", "tier"]].values.tolist() == [[1, "J1", "market"], [2, "P1", "public_welfare"]]
     young = recs[recs.worker_id == "YOUNG"]
     assert young["job_id"].tolist() == ["J1"]
+
+
+# -- when the market has failed (SPEC section 7: policy fallback.failed_referrals) ----------------------
+
+TODAY = "2026-11-15"
+
+
+def _failed_world(referrals):
+    """A man of 55 (4050) with a viable market job (J1) and a welfare post (P1) in his village; other market
+    jobs his past referrals went to (J-OLD, closed), and a welfare post he was once referred to (P-OLD)."""
+    jobs = [f.job(job_id="J1"), welfare_post(job_id="P1"), f.job(job_id="J-OLD", status="closed"),
+            welfare_post(job_id="P-OLD", status="closed")]
+    workers = [f.worker("H1", worker_id="W1", sex="M", age=55), f.worker("H1", worker_id="W2", sex="M", age=30)]
+    return f.world([f.household(household_id="H1")], workers, jobs, referrals)
+
+
+def _failed_engine(referrals):
+    model = MatchModel(hire=FixedScores({2500.0: 0.40, 600.0: 0.9}))
+    import datetime as dt
+    return Engine.build(_failed_world(referrals), model, POLICY, today=dt.date.fromisoformat(TODAY))
+
+
+def test_failed_market_referrals_counts_market_referrals_without_a_hire_in_the_last_12_months():
+    import datetime as dt
+
+    from matcher.eligibility import failed_market_referrals
+    refs = [f.referral("W1", "J-OLD", outcome="declined", referred_on="2026-11-15"),     # today: counted
+            f.referral("W1", "J-OLD", outcome="no_show", referred_on="2025-11-16"),      # 12 months: counted
+            f.referral("W1", "J-OLD", outcome="rejected", referred_on="2025-11-15"),     # 12 months ago: not
+            f.referral("W1", "J-OLD", outcome="hired", referred_on="2026-05-01"),        # a hire: not
+            f.referral("W1", "P-OLD", outcome="declined", referred_on="2026-05-01"),     # welfare post: not
+            f.referral("W1", "J-OLD", outcome="declined", referred_on="2026-11-16"),     # after today: not
+            f.referral("W2", "J-OLD", outcome="rejected", referred_on="2026-03-01")]
+    world = _failed_world(refs)
+    got = failed_market_referrals(world.workers["worker_id"], world.referrals, world.jobs, dt.date(2026, 11, 15))
+    assert got.tolist() == [2, 1]
+
+
+def test_two_failed_market_referrals_bring_the_welfare_posts_beside_a_viable_market_job():
+    e = _failed_engine([f.referral("W1", "J-OLD", outcome="declined", referred_on="2026-06-01"),
+                        f.referral("W1", "J-OLD", outcome="rejected", referred_on="2026-09-01")])
+    out = e.worker_matches("W1")
+    assert [m["job_id"] for m in out["matches"]] == ["J1"]
+    assert [p["job_id"] for p in out["fallback"]] == ["P1"]
+    assert out["fallback_reason"] == "failed_referrals"
+    assert out["fallback"][0]["reasons"][0] == "近12个月2次推荐市场岗位未成功，可安排公益性岗位"
+    recs = e.recommend(k=5)
+    w1 = recs[recs["worker_id"] == "W1"]
+    assert w1["job_id"].tolist() == ["J1", "P1"] and w1["tier"].tolist() == ["market", "public_welfare"]
+    assert w1["reasons"].iloc[1].startswith("近12个月2次推荐市场岗位未成功")
+
+
+def test_one_failed_referral_or_old_ones_are_not_enough():
+    for refs in ([f.referral("W1", "J-OLD", outcome="declined", referred_on="2026-06-01")],
+                 [f.referral("W1", "J-OLD", outcome="declined", referred_on="2025-06-01"),
+                  f.referral("W1", "J-OLD", outcome="no_show", referred_on="2025-09-01")]):
+        e = _failed_engine(refs)
+        out = e.worker_matches("W1")
+        assert out["fallback"] == [] and out["fallback_reason"] is None
+        assert "P1" not in e.recommend(k=5)["job_id"].tolist()
+
+
+def test_failed_referrals_never_bring_welfare_posts_to_a_worker_not_fallback_eligible():
+    e = _failed_engine([f.referral("W2", "J-OLD", outcome="declined", referred_on="2026-06-01"),
+                        f.referral("W2", "J-OLD", outcome="declined", referred_on="2026-07-01")])
+    assert e.W.failed_market.tolist() == [0, 2]
+    out = e.worker_matches("W2")
+    assert out["fallback"] == [] and out["fallback_reason"] is None
+
+
+def test_the_threshold_is_the_policy_s():
+    refs = [f.referral("W1", "J-OLD", outcome="declined", referred_on="2026-06-01"),
+            f.referral("W1", "J-OLD", outcome="declined", referred_on="2026-07-01")]
+    e = _failed_engine(refs)
+    e.policy = POLICY.model_copy(update={"fallback": POLICY.fallback.model_copy(update={"failed_referrals": 3})})
+    assert e.worker_matches("W1")["fallback_reason"] is None
+    assert POLICY.fallback.failed_referrals == 2
+
+
+def test_fallback_reason_says_why_the_posts_are_offered():
+    e = engine([f.household(household_id="H1")], [f.worker("H1", worker_id="W1", sex="F", age=52)],
+               [welfare_post(job_id="P1")])
+    assert e.worker_matches("W1")["fallback_reason"] == "no_market"
+    model = MatchModel(hire=FixedScores({2500.0: 0.05, 600.0: 0.9}))
+    e = engine([f.household(household_id="H1")], [f.worker("H1", worker_id="W1", sex="M", age=55)],
+               [f.job(job_id="J1"), welfare_post(job_id="P1")], model)
+    assert e.worker_matches("W1")["fallback_reason"] == "below_threshold"

@@ -90,7 +90,7 @@ def worker_matches(worker_id: str, k: int, order: str = "score") -> Response:
             return None
         out = engine.worker_matches(worker_id, k, contention(engine, plan_id), order)
         return {"worker_id": out["worker_id"], "model_version": loaded.version,
-                **{key: out[key] for key in ("matches", "fallback", "training", "notes")}}
+                **{key: out[key] for key in ("matches", "fallback", "training", "notes", "fallback_reason")}}
     body = _remember(("worker", worker_id, k, order, plan_id), compute, WorkerMatches)
     if body is None:
         raise not_found("worker")
