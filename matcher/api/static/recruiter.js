@@ -357,7 +357,7 @@
           el("input", { type: "radio", name: "outcome", value: v, id: `${id}-${v}` }),
           el("label", { for: `${id}-${v}` }, t))))),
       reasonField,
-      el("div", { class: "field" }, el("label", { for: note.id }, "备注（选“其他原因”时必填）"), note,
+      el("div", { class: "field" }, el("label", { for: note.id }, "备注（选“其他”时须填写）"), note,
          el("p", { class: "field-error", id: id + "-note-error", "aria-live": "polite" })),
       el("p", { class: "form-error", role: "alert" }),
       el("button", { type: "submit", class: "primary" }, "提交结果"));

@@ -232,7 +232,7 @@
       el("div", { class: "pair" },
         el("div", { class: "field" }, el("label", { for: outcome.id }, "结果"), outcome, err),
         reasonField),
-      el("div", { class: "field" }, el("label", { for: note.id }, "备注（选“其他原因”时必填）"), note, noteError),
+      el("div", { class: "field" }, el("label", { for: note.id }, "备注（选“其他”时须填写）"), note, noteError),
       button);
     outcome.addEventListener("change", async () => {
       outcome.removeAttribute("aria-invalid");
@@ -620,38 +620,43 @@
     const anchorEl = opts.anchor && opts.anchor.closest("[data-job]");
     const anchor = anchorEl ? { sel: placeOf(anchorEl), top: anchorEl.getBoundingClientRect().top } : null;
     const same = current === id && shown;
-    section.hidden = false;
-    current = id;
-    setHash(id);
-    if (!same && !opts.keepScroll) {
+    const old = kept("household." + id);
+    const show = (data, staleAt) => {
+      current = id;
+      shown = data;
+      setHash(id);
+      section.hidden = false;
+      renderHousehold(data, staleAt);
+    };
+    if (!same && old) show(old, old.at);
+    else if (!same && !shown) {
+      section.hidden = false;
+      setHash(id);
       heading.textContent = `户 ${id}`;
-      const old = kept("household." + id);
-      if (old) renderHousehold(old, old.at);
-      else clear($("household-body")).append(el("p", { class: "muted" }, "正在加载…"));
+      clear($("household-body")).append(el("p", { class: "muted" }, "正在加载…"));
     }
     let data;
     try {
       data = await fetchHousehold(id);
     } catch (e) {
-      const old = kept("household." + id);
-      if (e.status === 0 && old) {
-        if (!same) { shown = old; renderHousehold(old, old.at); }
-        else renderHousehold(shown, old.at);
-      } else if (same) {
-        toast("未能刷新：" + explain(e, "该户"));
-        renderHousehold(shown);    // the outbox may have changed what the cards say
+      if (same || old) {
+        show(shown, e.status === 0 && old ? old.at : null);    // the outbox may have changed what the cards say
+        if (e.status !== 0) toast("未能刷新：" + explain(e, "该户"));
+      } else if (shown && current !== id) {
+        toast(`未能打开户 ${id}：${explain(e, "该户")}`);       // what was on screen stays
+        return;
       } else {
-        shown = null;
+        current = id;
+        setHash(id);
         heading.textContent = `户 ${id}`;
         clear($("household-body")).append(el("p", { class: "error-text" }, explain(e, "该户")));
       }
       afterRender(section, heading, opts, y, anchor);
       return;
     }
-    shown = data;
     keep("household." + id, data);
     forgetOldest();
-    renderHousehold(data);
+    show(data);
     afterRender(section, heading, opts, y, anchor);
     if (opts.refreshLists) {
       loadUncovered(uncoveredPage);
