@@ -118,14 +118,87 @@ def test_enum_labels_are_the_chinese_names(api):
         assert f">{label}</option>" in html
 
 
-def test_divisions_are_served_with_chinese_names(api):
-    resp = api.client.get("/divisions.json")
+def test_divisions_of_one_county_are_served_with_chinese_names_and_a_long_cache(api):
+    resp = api.get("/api/v1/divisions?county_code=371102", as_="recruiter")
     assert resp.status_code == 200
+    assert "max-age=604800" in resp.headers["Cache-Control"] and resp.headers["ETag"]
     d = resp.get_json()
+    assert d["county_code"] == "371102"
     assert {c[1] for c in d["counties"]} >= {"东港区", "岚山区", "五莲县", "莒县"}
-    assert len(d["towns"]) == 56 and len(d["villages"]) > 1000
+    assert {t[2] for t in d["towns"]} == {"371102"} and len(d["towns"]) >= 10
     town = next(t for t in d["towns"] if t[0] == "371102107")
-    assert town[1] == "陈疃镇" and town[2] == "371102"
+    assert town[1] == "陈疃镇"
+    towns = {t[0] for t in d["towns"]}
+    assert d["villages"] and all(v[1] and v[2] in towns for v in d["villages"])
+    # The same ETag answers 304 with no body.
+    again = api.get("/api/v1/divisions?county_code=371102", as_="recruiter",
+                    headers={"If-None-Match": resp.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+
+
+def test_divisions_default_to_the_volunteers_county_and_to_counties_alone_without_one(api):
+    mine = api.get("/api/v1/divisions", as_="volunteer").get_json()
+    assert mine["county_code"] == API_COUNTY and {t[2] for t in mine["towns"]} == {API_COUNTY}
+    other = api.get(f"/api/v1/divisions?county_code={OTHER_COUNTY}", as_="volunteer").get_json()
+    assert {t[2] for t in other["towns"]} == {OTHER_COUNTY}
+    city = api.get("/api/v1/divisions", as_="admin").get_json()
+    assert city["county_code"] is None and city["towns"] == [] and city["villages"] == []
+    assert len(city["counties"]) >= 4
+
+
+@pytest.mark.parametrize("query", ["county_code=999999", "county_code=37110", "county_code=abc"])
+def test_divisions_of_an_unknown_county_are_a_422_naming_it(api, query):
+    resp = api.get(f"/api/v1/divisions?{query}", as_="volunteer")
+    assert resp.status_code == 422
+    assert resp.get_json()["error"]["field"] == "county_code"
+
+
+def test_divisions_need_a_signed_in_caller(api):
+    assert api.get("/api/v1/divisions?county_code=371102", as_=None).status_code == 401
+
+
+# -- compression ------------------------------------------------------------------------------------
+
+def test_large_answers_are_compressed_and_their_etag_still_answers_304(api):
+    import gzip
+    plain = api.get("/api/v1/divisions?county_code=371102", as_="volunteer")
+    resp = api.get("/api/v1/divisions?county_code=371102", as_="volunteer", headers={"Accept-Encoding": "gzip"})
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in resp.headers["Vary"]
+    body = resp.get_data()
+    assert gzip.decompress(body) == plain.get_data() and len(body) < len(plain.get_data()) / 3
+    assert resp.headers["ETag"] == plain.headers["ETag"][:-1] + ':gzip"'
+    again = api.get("/api/v1/divisions?county_code=371102", as_="volunteer",
+                    headers={"Accept-Encoding": "gzip", "If-None-Match": resp.headers["ETag"]})
+    assert again.status_code == 304 and again.get_data() == b""
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/households/H-A/matches?k=10"])
+def test_pages_and_matches_are_compressed_with_brotli_when_the_browser_takes_it(api, path):
+    import brotli
+    plain = api.get(path, as_="volunteer")
+    resp = api.get(path, as_="volunteer", headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert resp.status_code == 200 and resp.headers["Content-Encoding"] == "br"
+    assert len(brotli.decompress(resp.get_data())) == len(plain.get_data())
+
+
+def test_tiny_answers_and_answers_with_the_csrf_token_are_not_compressed(api):
+    tiny = api.get("/healthz", headers={"Accept-Encoding": "gzip"})
+    assert len(tiny.get_data()) < 500 and "Content-Encoding" not in tiny.headers
+    me = api.get("/api/v1/me", as_="volunteer", headers={"Accept-Encoding": "gzip"})
+    assert me.status_code == 200 and "Content-Encoding" not in me.headers
+
+
+def test_static_files_are_compressed_and_keep_their_cache_validators(api):
+    import brotli
+    plain = api.client.get("/static/volunteer.js")
+    resp = api.client.get("/static/volunteer.js", headers={"Accept-Encoding": "br"})
+    assert resp.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(resp.get_data()) == plain.get_data()
+    assert resp.headers.get("ETag") and resp.headers.get("Last-Modified")
+    again = api.client.get("/static/volunteer.js", headers={"Accept-Encoding": "br",
+                                                            "If-None-Match": resp.headers["ETag"]})
+    assert again.status_code == 304
 
 
 # -- the JSON reads the pages use ------------------------------------------------------------------

@@ -182,9 +182,13 @@ def test_recruiter_posts_volunteer_refers_and_records_a_hire(playwright_modules,
     expect(card).to_be_visible()
     job_id = card.get_attribute("data-job")
     expect(card.locator("dd.free")).to_have_text("3人")
-    expect(card.locator("dd.candidates")).to_have_text(re.compile(r"^\d+人(以上)?$"))
-    assert int(card.locator("dd.candidates").inner_text().rstrip("人以上")) >= 1
     expect(card).to_contain_text("3,200元")
+    # The anonymised candidates are fetched for this vacancy only, when asked.
+    asked = []
+    rec.on("request", lambda r: "/candidates" in r.url and asked.append(r.url))
+    card.get_by_role("button", name="查看符合条件的求职者").click()
+    expect(card.locator("ol.candidates li").first).to_contain_text("岁")
+    assert len(asked) == 1 and f"/jobs/{job_id}/candidates" in asked[0]
     shoot(rec, "recruiter-posted")
     job = call_api(live, "GET", f"/api/v1/jobs/{job_id}", live.tokens["recruiter"])
     assert (job["kind"], job["slots"], job["filled"], job["village_code"]) == \
@@ -209,21 +213,24 @@ def test_recruiter_posts_volunteer_refers_and_records_a_hire(playwright_modules,
     expect(offer).to_be_visible()
     expect(offer).to_contain_text("厂房式扶贫车间")
     expect(offer).to_contain_text("月薪3,200元")
-    expect(offer).to_contain_text("1,000元")                        # the workshop subsidy
+    expect(offer).to_contain_text("车间可获一次性补贴1,000元")          # the workshop's subsidy, said once
+    assert offer.inner_text().count("3,200元") == 1
     expect(vol.locator("#coverage")).to_contain_text("未覆盖")
+    vol.locator("#map-heading").click()                              # the map is one tap away, folded
     expect(vol.locator("svg.match-map .map-job").first).to_be_visible()
     shoot(vol, "volunteer-household")
     assert fits_the_phone(vol)
 
-    # Refer the member; record the hire.
+    # Refer the member; record the hire in place, where the referral was made.
     offer.get_by_role("button", name="推荐到此岗位").click()
-    referral = vol.locator("ul.referrals li.referral", has_text=title)
-    expect(referral).to_contain_text("待登记")
+    form = vol.locator(f"#household [data-job='{job_id}'] form.outcome-form")
+    expect(form).to_have_count(1)
     shoot(vol, "volunteer-referred")
-    referral.get_by_label("结果").select_option("hired")
-    referral.get_by_role("button", name="保存结果").click()
+    form.get_by_label("结果").select_option("hired")
+    form.get_by_role("button", name="保存结果").click()
     expect(vol.locator("#coverage")).to_contain_text("已覆盖")
-    expect(vol.locator("ul.referrals li.referral", has_text=title)).to_contain_text("已录用")
+    expect(vol.locator("#household-heading")).to_contain_text(seeker["household_id"])     # still on the household
+    expect(vol.locator("#household details.history li.referral", has_text=title)).to_contain_text("已录用")
     expect(member.locator("h3")).to_contain_text("已就业")
     expect(vol.locator("#uncovered-list")).to_contain_text(f"共{uncovered_before - 1:,}户")
     shoot(vol, "volunteer-hired")
@@ -299,7 +306,9 @@ def test_bad_form_shows_each_error_next_to_its_field(playwright_modules, live, n
     taken = page.locator("#jobs-list li.job-card[data-job='J-TAKEN']")
     taken.get_by_role("button", name="关闭岗位").click()
     expect(page.locator("#jobs-list li.job-card[data-job='J-TAKEN']")).to_contain_text("已关闭")
-    expect(page.locator("#jobs-list li.job-card[data-job='J-TAKEN'] button")).to_have_count(0)
+    closed = page.locator("#jobs-list li.job-card[data-job='J-TAKEN']")
+    expect(closed.get_by_role("button", name="关闭岗位")).to_have_count(0)
+    expect(closed.get_by_role("button", name="重新开放")).to_be_visible()       # it has free slots
     assert call_api(live, "GET", "/api/v1/jobs/J-TAKEN", live.tokens["recruiter"])["status"] == "closed"
 
 
@@ -344,7 +353,7 @@ def test_a_volunteer_signs_in_stays_signed_in_offline_and_finds_a_household_by_a
     expect(page.locator("#who-text")).to_contain_text("惠家庄就业伙伴")
 
     # My households come first, most urgent first, as the API orders them.
-    expect(page.locator("#app > section").first).to_have_id("mine")
+    expect(page.locator("#app > section:visible").first).to_have_id("mine")
     first_row = page.locator("#mine-list li").first
     expect(first_row).to_be_visible()
     urgent = page.evaluate("fetch('/api/v1/me/households?per_page=10').then(r => r.json())")
@@ -390,3 +399,401 @@ def test_a_volunteer_signs_in_stays_signed_in_offline_and_finds_a_household_by_a
     page.reload()
     expect(page.locator("#signin")).to_be_visible()
     expect(page.locator("#app")).to_be_hidden()
+
+
+# -- the working day at 390 px (SPEC section 7) ----------------------------------------------------------
+
+def api_has(live, method: str, rule: str, role: str | None = None) -> bool:
+    """Whether the service has this route (and lets this role use it): the working day's endpoints."""
+    from matcher.api.openapi import OPERATIONS
+    if not any(r.rule == rule and method in r.methods for r in live.app.url_map.iter_rules()):
+        return False
+    if role is None:
+        return True
+    flask_rule = rule.replace("/api/v1", "", 1)
+    return any(op.method == method and role in (op.roles or ()) and (op.rule == flask_rule or rule.endswith(op.rule))
+               for op in OPERATIONS)
+
+
+class Taps:
+    """Counts what the user does with a finger: a tap on a control, a choice in a list."""
+
+    def __init__(self):
+        self.n = 0
+
+    def click(self, locator):
+        self.n += 1
+        locator.click()
+
+    def select(self, locator, value):
+        self.n += 1
+        locator.select_option(value)
+
+    def check(self, locator):
+        self.n += 1
+        locator.check()
+
+
+def referable_household(live, token):
+    """One of my households on the first page whose plan proposes a job the member can still be referred to."""
+    mine = call_api(live, "GET", "/api/v1/me/households?per_page=10", token)["items"]
+    for h in mine:
+        hid = h["household_id"]
+        detail = call_api(live, "GET", f"/api/v1/households/{hid}", token)
+        taken = {(r["worker_id"], r["job_id"]) for r in detail["referrals"]}
+        employed = {m["worker_id"] for m in detail["members_detail"] if m["employed"]}
+        plan = call_api(live, "GET", f"/api/v1/households/{hid}/matches?k=10", token)["plan"]
+        for p in plan:
+            if p.get("job_id") and p["worker_id"] not in employed and (p["worker_id"], p["job_id"]) not in taken:
+                return hid, p
+    pytest.fail("no household on the first page of my households has a referable plan")
+
+
+def stored_referral(live, token, household_id, worker_id, job_id):
+    refs = call_api(live, "GET", f"/api/v1/households/{household_id}", token)["referrals"]
+    return [r for r in refs if r["worker_id"] == worker_id and r["job_id"] == job_id]
+
+
+def small_enough_taps(page, selector="#app button, #app select, #app summary, #app input, .site-header a, .who button"):
+    """The visible controls less than 44 px tall (a checkbox counts its label's row)."""
+    return page.evaluate("""sel => [...document.querySelectorAll(sel)].filter(e => e.getClientRects().length).map(e => {
+        const box = (e.type === 'checkbox' || e.type === 'radio') ? e.closest('.field') : e;
+        const r = box.getBoundingClientRect();
+        return r.height < 43.5 ? `${e.tagName} ${e.id || e.name || e.textContent.trim().slice(0, 20)}: ${r.height}` : null;
+      }).filter(Boolean)""", selector)
+
+
+def test_the_volunteers_day_in_at_most_eight_taps_with_the_outcome_recorded_in_place(
+        playwright_modules, live, new_page, expect):
+    Axe = playwright_modules[2]
+    token = live.tokens["volunteer"]
+    household_id, proposal = referable_household(live, token)
+    worker_id, job_id = proposal["worker_id"], proposal["job_id"]
+    page = new_page()
+    page.set_viewport_size(MOBILE)
+    sign_in(page, live.base, "/", token, expect)
+    expect(page.locator("#mine-list li").first).to_be_visible()
+    assert not small_enough_taps(page), small_enough_taps(page)
+    problems = axe_check(Axe, page, "day-signed-in")
+    assert not problems, "signed in:\n" + "\n".join(problems)
+    taps = Taps()
+
+    # My households -> the household.
+    taps.click(page.locator(f"#mine-list button[data-household='{household_id}']"))
+    expect(page.locator("#household-heading")).to_contain_text(household_id)
+    assert page.evaluate("location.hash") == f"#household={household_id}"
+    height = page.evaluate("document.documentElement.scrollHeight")
+    shoot(page, "day-household")
+    assert fits_the_phone(page) or page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
+    problems = axe_check(Axe, page, "day-household")
+    assert not problems, "household:\n" + "\n".join(problems)
+    assert not small_enough_taps(page), small_enough_taps(page)
+
+    # Refer from the plan; the outcome form takes the refer button's place.
+    row = page.locator(f"#household ol.plan li[data-worker='{worker_id}'][data-job='{job_id}']")
+    refer = row.get_by_role("button", name="推荐到此岗位")
+    refer.scroll_into_view_if_needed()
+    y_refer = page.evaluate("scrollY")
+    taps.click(refer)
+    form = row.locator("form.outcome-form")
+    expect(form).to_be_visible()
+    assert len(stored_referral(live, token, household_id, worker_id, job_id)) == 1
+    problems = axe_check(Axe, page, "day-referred")
+    assert not problems, "referred:\n" + "\n".join(problems)
+    taps.select(form.get_by_label("结果"), "declined")
+    reason = form.get_by_label("原因")
+    expect(reason.locator("option[value='distance']")).to_have_count(1)
+    expect(reason.locator("option[value='skills']")).to_have_count(0 if api_has(live, "GET", "/api/v1/referrals/reasons") else 1)
+    taps.select(reason, "distance")
+    save = form.get_by_role("button", name="保存结果")
+    save.scroll_into_view_if_needed()
+    scrolled = abs(page.evaluate("scrollY") - y_refer)
+    assert scrolled <= MOBILE["height"], f"{scrolled} px of scrolling between referring and recording"
+    taps.click(save)
+    expect(row).to_contain_text("已登记结果：婉拒")
+    expect(page.locator("#household-heading")).to_contain_text(household_id)      # still on the household
+    [ref] = stored_referral(live, token, household_id, worker_id, job_id)
+    assert (ref["outcome"], ref["reason"]) == ("declined", "distance")
+    shoot(page, "day-recorded")
+
+    # A visit with guidance for the member; the 311 status counts it.
+    if api_has(live, "POST", "/api/v1/households/<household_id>/visits"):
+        standard = page.locator(f"#standard-{worker_id}")
+        expect(standard).to_contain_text("职业指导0/1")
+        taps.check(page.locator(f"fieldset.services[data-worker='{worker_id}']").get_by_label("职业指导"))
+        taps.click(page.get_by_role("button", name="保存走访记录"))
+        expect(standard).to_contain_text("职业指导1/1")
+        visits = call_api(live, "GET", f"/api/v1/households/{household_id}/visits", token)["items"]
+        assert [s for s in visits[0]["services"] if s["worker_id"] == worker_id] == [{"worker_id": worker_id, "kind": "guidance"}]
+        problems = axe_check(Axe, page, "day-visited")
+        assert not problems, "visit logged:\n" + "\n".join(problems)
+    assert taps.n <= 8, f"{taps.n} taps"
+    shoot(page, "day-done")
+
+    # A reload comes back to the household.
+    page.reload()
+    expect(page.locator("#household-heading")).to_contain_text(household_id)
+    expect(page.locator(f"#household ol.plan li[data-worker='{worker_id}']").first).to_be_visible()
+    assert height < 9000, f"the household page is {height} px tall"
+
+
+def test_pending_referrals_are_one_tap_away_and_recorded_there(playwright_modules, live, new_page, expect):
+    if not api_has(live, "GET", "/api/v1/referrals"):
+        pytest.skip("GET /api/v1/referrals?status=pending is the working-day API's (not on this branch yet)")
+    Axe = playwright_modules[2]
+    token = live.tokens["volunteer"]
+    household_id, p = referable_household(live, token)
+    made = call_api(live, "POST", "/api/v1/referrals", token, {"worker_id": p["worker_id"], "job_id": p["job_id"]})
+    page = new_page()
+    page.set_viewport_size(MOBILE)
+    sign_in(page, live.base, "/", token, expect)
+    page.get_by_role("button", name=re.compile("^待登记")).click()
+    item = page.locator(f"#pending-list li[data-referral='{made['referral_id']}']")
+    expect(item).to_be_visible()
+    expect(page.locator("#go-pending")).to_contain_text(re.compile(r"（\d+）"))
+    shoot(page, "day-pending")
+    problems = axe_check(Axe, page, "day-pending")
+    assert not problems, "pending list:\n" + "\n".join(problems)
+    item.get_by_label("结果").select_option("no_show")
+    item.get_by_label("原因").select_option("unreachable")
+    item.get_by_role("button", name="保存结果").click()
+    expect(page.locator(f"#pending-list li[data-referral='{made['referral_id']}']")).to_have_count(0)
+    [ref] = stored_referral(live, token, household_id, p["worker_id"], p["job_id"])
+    assert (ref["outcome"], ref["reason"]) == ("no_show", "unreachable")
+
+
+def test_a_network_cut_while_recording_keeps_the_screen_and_sends_each_write_once(
+        playwright_modules, live, new_page, browser, expect):
+    token = live.tokens["volunteer"]
+    household_id, p = referable_household(live, token)
+    worker_id, job_id = p["worker_id"], p["job_id"]
+    made = call_api(live, "POST", "/api/v1/referrals", token, {"worker_id": worker_id, "job_id": job_id})
+    page = new_page()
+    page.set_viewport_size(MOBILE)
+    sign_in(page, live.base, "/", token, expect)
+    page.get_by_label("户编号").fill(household_id)
+    page.get_by_role("button", name="查看该户").click()
+    row = page.locator(f"#household ol.plan li[data-worker='{worker_id}'][data-job='{job_id}']")
+    form = row.locator("form.outcome-form")
+    expect(form).to_be_visible()
+    visits = api_has(live, "POST", "/api/v1/households/<household_id>/visits")
+    sent = []
+    page.on("request", lambda r: r.method in ("POST", "PATCH") and "/api/v1/" in r.url
+            and sent.append((r.method, r.url.split("/api/v1/")[1], r.headers.get("idempotency-key"))))
+
+    browser.set_offline(True)
+    try:
+        form.get_by_label("结果").select_option("declined")
+        form.get_by_label("原因").select_option("wage")
+        form.get_by_role("button", name="保存结果").click()
+        expect(page.locator("#outbox")).to_have_text("1 条待发送")
+        expect(row).to_contain_text("待发送")
+        if visits:
+            page.locator(f"fieldset.services[data-worker='{worker_id}']").get_by_label("技能培训").check()
+            page.get_by_label("走访情况（可不填，最多500字）").fill("断网时记录")
+            page.get_by_role("button", name="保存走访记录").click()
+            expect(page.locator("#outbox")).to_have_text("2 条待发送")
+            expect(page.locator("ul.visits")).to_contain_text("待发送")
+        # A failed request keeps the household on screen: another household, then this one again.
+        other = page.locator(f"#mine-list button[data-household]:not([data-household='{household_id}'])").first
+        other.click()
+        expect(page.locator("#toast")).to_contain_text("未能打开户")
+        page.get_by_role("button", name="查看该户").click()
+        expect(page.locator("#household-heading")).to_contain_text(household_id)
+        expect(page.locator("#household .stale")).to_contain_text("网络不通")
+        shoot(page, "day-offline")
+        kept = page.evaluate("Object.keys(localStorage).filter(k => k.includes('outbox'))"
+                             ".map(k => JSON.parse(localStorage.getItem(k))).flat()")
+        assert len(kept) == (2 if visits else 1) and all(len(o["key"]) >= 16 for o in kept)
+    finally:
+        browser.set_offline(False)
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    expect(page.locator("#outbox")).to_be_hidden()
+    expect(row).to_contain_text("已登记结果：婉拒")
+    [ref] = stored_referral(live, token, household_id, worker_id, job_id)
+    assert (ref["referral_id"], ref["outcome"], ref["reason"]) == (made["referral_id"], "declined", "wage")
+    patches = [s for s in sent if s[0] == "PATCH"]
+    keys = {k for m, path, k in sent if k}
+    assert patches and len({k for _, _, k in patches}) == 1          # every try of the write carries its one key
+    if visits:
+        stored = call_api(live, "GET", f"/api/v1/households/{household_id}/visits", token)["items"]
+        assert [v["note"] for v in stored].count("断网时记录") == 1
+        assert len(keys) == 2
+    shoot(page, "day-back-online")
+
+
+def test_the_recruiters_day_answers_a_referral_with_a_reason_and_edits_a_vacancy(
+        playwright_modules, live, new_page, expect):
+    Axe = playwright_modules[2]
+    token = live.tokens["recruiter"]
+    seeker = uncovered_seeker(live.world)
+    job = call_api(live, "POST", "/api/v1/jobs", token, {
+        "employer": "两城编织车间", "title": "编织工（招聘单位的一天）", "kind": "workshop_factory",
+        "lat": float(seeker["lat"]), "lon": float(seeker["lon"]), "slots": 2, "monthly_wage": 2800})
+    page = new_page()
+    page.set_viewport_size(MOBILE)
+    sign_in(page, live.base, "/recruiter", token, expect)
+    card = page.locator(f"#jobs-list li.job-card[data-job='{job['job_id']}']")
+    expect(card).to_be_visible()
+    assert not small_enough_taps(page), small_enough_taps(page)
+
+    # Edit the vacancy: more places, a higher wage.
+    card.get_by_role("button", name="修改").click()
+    edit = card.locator("form.edit-form")
+    edit.get_by_label("招聘人数").fill("4")
+    edit.get_by_label("月工资（元）").fill("3000")
+    problems = axe_check(Axe, page, "recruiter-editing")
+    assert not problems, "editing:\n" + "\n".join(problems)
+    edit.get_by_role("button", name="保存修改").click()
+    expect(card.locator("dd.slots")).to_have_text("4人")
+    expect(card).to_contain_text("3,000元")
+    stored = call_api(live, "GET", f"/api/v1/jobs/{job['job_id']}", token)
+    assert (stored["slots"], stored["monthly_wage"]) == (4, 3000)
+    shoot(page, "recruiter-edited")
+
+    if not api_has(live, "PATCH", "/api/v1/referrals/<referral_id>", role="recruiter"):
+        pytest.skip("the owner's answer to a referral is the working-day API's (not on this branch yet)")
+    made = call_api(live, "POST", "/api/v1/referrals", live.tokens["volunteer"],
+                    {"worker_id": seeker["worker_id"], "job_id": job["job_id"]})
+    page.reload()
+    item = page.locator(f"#pending-list li[data-referral='{made['referral_id']}']")
+    expect(item).to_contain_text("编织工（招聘单位的一天）")
+    text = item.inner_text()
+    assert seeker["name"] not in text and seeker["household_id"] not in text and seeker["worker_id"] not in text
+    problems = axe_check(Axe, page, "recruiter-pending")
+    assert not problems, "recruiter's pending referrals:\n" + "\n".join(problems)
+    shoot(page, "recruiter-pending")
+    item.get_by_label("不录用").check()
+    item.get_by_label("不录用的原因").select_option("position_filled")
+    item.get_by_role("button", name="提交结果").click()
+    expect(page.locator(f"#pending-list li[data-referral='{made['referral_id']}']")).to_have_count(0)
+    ref = call_api(live, "GET", f"/api/v1/referrals/{made['referral_id']}", live.tokens["volunteer"])
+    assert (ref["outcome"], ref["reason"]) == ("rejected", "position_filled")
+
+
+# -- page weight and a slow network ----------------------------------------------------------------------
+
+BUDGET_FIRST_KB = 60
+BUDGET_HOUSEHOLD_KB = 15
+SLOW_3G = {"offline": False, "latency": 400, "downloadThroughput": 400_000 / 8, "uploadThroughput": 400_000 / 8}
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "pages.md"
+
+
+class Wire:
+    """Bytes received over the wire (headers and compressed bodies: CDP's encodedDataLength), per request."""
+
+    def __init__(self, page):
+        self.cdp = page.context.new_cdp_session(page)
+        self.urls, self.sizes = {}, []
+        self.cdp.on("Network.requestWillBeSent", lambda e: self.urls.__setitem__(e["requestId"], e["request"]["url"]))
+        self.cdp.on("Network.loadingFinished",
+                    lambda e: self.sizes.append((self.urls.get(e["requestId"], "?"), e["encodedDataLength"])))
+        self.cdp.send("Network.enable")
+
+    def take(self) -> list[tuple[str, int]]:
+        out, self.sizes = self.sizes, []
+        return out
+
+
+def settle(page, ms=800):
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(ms)
+
+
+def test_page_weight_and_the_time_to_a_household_on_slow_3g(live, new_page, expect):
+    import time
+    token = live.tokens["volunteer"]
+    page = new_page()
+    page.set_viewport_size(MOBILE)
+    wire = Wire(page)
+    wire.cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+
+    # The first load: the page, its scripts and styles, signing in and the lists it shows (cold cache).
+    sign_in(page, live.base, "/", token, expect)
+    expect(page.locator("#mine-list li").first).to_be_visible()
+    expect(page.locator("#uncovered-list li").first).to_be_visible()
+    settle(page)
+    first = wire.take()
+    first_kb = sum(n for _, n in first) / 1024
+
+    # One household: its detail, matches, job places and visits.
+    rows = page.locator("#mine-list button[data-household]")
+    target = rows.nth(1).get_attribute("data-household")
+    rows.nth(1).click()
+    expect(page.locator("#household-heading")).to_contain_text(target)
+    expect(page.locator("#plan-heading")).to_be_visible()
+    settle(page)
+    household = wire.take()
+    household_kb = sum(n for _, n in household) / 1024
+    household_px = page.evaluate("document.getElementById('household').getBoundingClientRect().height")
+
+    # Slow 3G (400 kbit/s both ways, 400 ms round trips), browser cache on as for a returning volunteer.
+    wire.cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
+    wire.cdp.send("Network.emulateNetworkConditions", SLOW_3G)
+    try:
+        started = time.perf_counter()
+        page.reload()
+        expect(page.locator("#mine-list li").first).to_be_visible(timeout=60_000)
+        reload_s = time.perf_counter() - started
+        other = page.locator(f"#mine-list button[data-household]:not([data-household='{target}'])").nth(2)
+        other_id = other.get_attribute("data-household")
+        started = time.perf_counter()
+        other.click()
+        expect(page.locator("#household-heading")).to_contain_text(other_id, timeout=60_000)
+        expect(page.locator("#plan-heading")).to_be_visible(timeout=60_000)
+        expect(page.locator("#household-body .muted", has_text="正在加载")).to_have_count(0, timeout=60_000)
+        household_s = time.perf_counter() - started
+    finally:
+        wire.cdp.send("Network.emulateNetworkConditions",
+                      {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+    def table(rows):
+        by = {}
+        for url, n in rows:
+            if not url.startswith("http"):
+                continue                        # data: images drawn by the browser itself
+            path = url.split("://", 1)[-1].split("/", 1)[-1].split("?")[0]
+            key = "/" + (re.sub(r"/(H|J|W)[\w.:-]+", "/{id}", path))
+            by[key] = by.get(key, 0) + n
+        return "\n".join(f"| `{k}` | {v / 1024:.1f} |" for k, v in sorted(by.items(), key=lambda kv: -kv[1]))
+
+    report = f"""# Page weight and a slow network (the volunteer's page, 390 px)
+
+Measured by `tests/test_pages_browser.py::test_page_weight_and_the_time_to_a_household_on_slow_3g` in Debian's
+chromium driven by Playwright, against the service on a loopback port over the small generated world (the prior
+model). Bytes are what came over the wire: the sum of CDP's `Network.loadingFinished.encodedDataLength` (headers
+and compressed bodies) of every request in the step, with the browser cache disabled (a first visit). The slow
+network is CDP's `Network.emulateNetworkConditions` at 400 kbit/s down and up with 400 ms of latency, the browser
+cache on (a returning volunteer). Budgets: first load <= {BUDGET_FIRST_KB} KB, a household <= {BUDGET_HOUSEHOLD_KB} KB.
+Run with `MATCHER_WRITE_BENCH=1` to rewrite this file.
+
+| step | over the wire | requests |
+|---|---|---|
+| first load (page, scripts, styles, sign-in, my households, pending, uncovered, places) | {first_kb:.1f} KB | {len(first)} |
+| one household (detail, matches, job places, visits) | {household_kb:.1f} KB | {len(household)} |
+
+The household section is {household_px:.0f} px tall at 390 px (the whole page with its lists is longer).
+Answers of the working-day endpoints that this branch does not serve yet (pending referrals, reasons, visits)
+count as their error answers until the two branches meet; they are small lists either way.
+
+On slow 3G: a reload until my households show took {reload_s:.1f} s; a tap on a household until its plan shows
+took {household_s:.1f} s.
+
+## First load by request
+
+| path | KB |
+|---|---|
+{table(first)}
+
+## One household by request
+
+| path | KB |
+|---|---|
+{table(household)}
+"""
+    out = BENCH if os.environ.get("MATCHER_WRITE_BENCH") else SHOTS.parent / "pages.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report)
+    assert first_kb <= BUDGET_FIRST_KB, report
+    assert household_kb <= BUDGET_HOUSEHOLD_KB, report
+    assert household_s < 15, report

@@ -8,26 +8,38 @@ Chinese; the labels of the enums live here, once, and reach the scripts as JSON 
 The pages also need a few JSON reads that SPEC section 5's table lacks (who am I, households by
 place, one household's members and referrals, job locations): they are in
 :mod:`matcher.api.households_list`, registered under this blueprint so that ``create_app``'s
-registration of ``pages.bp`` brings them along.
+registration of ``pages.bp`` brings them along; so is ``GET /api/v1/divisions`` (one county's places,
+for the place pickers), defined here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from functools import lru_cache
+from typing import Annotated
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, g, render_template, request
+from pydantic import Field
 
 from matcher import __version__
 from matcher.api import households_list
-from matcher.api.schemas import ID_PATTERN, REASONS, JobIn
+from matcher.api.openapi import ROLES, endpoint
+from matcher.api.schemas import ID_PATTERN, REASONS, County, JobIn, _In, _Out
 from matcher.ranking import KIND_LABEL
 from matcher.schema import (CAPACITIES, DEMANDS, DISABILITIES, EDUCATION, FUNCTIONS, JOB_KINDS, OUTCOMES,
                             STATUSES, WANTS)
 
 bp = Blueprint("pages", __name__, template_folder="templates")
-bp.register_blueprint(households_list.bp)
+places = Blueprint("places", __name__, url_prefix="/api/v1")
+
+
+class Divisions(_Out):
+    county_code: str | None
+    counties: list[list]
+    towns: list[list]
+    villages: list[list]
 
 # Pages load only their own files: scripts, styles, images and API calls from this origin.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -106,26 +118,54 @@ def recruiter():
     return _page("recruiter.html", page="recruiter", rules=job_constraints())
 
 
-@lru_cache(maxsize=1)
-def _divisions_json() -> str:
-    """Rizhao's counties, townships and villages with their (approximate) points; public reference data."""
-    try:
-        from matcher import divisions as d
-    except ImportError:
-        return json.dumps({"counties": [], "towns": [], "villages": []})
+DIVISIONS_MAX_AGE = 7 * 86400      # places change with a release, and the page's URL names that release
+
+
+class DivisionsQuery(_In):
+    model_config = {"extra": "ignore"}
+    county_code: County | None = Field(None, description="the county (6 digits); the account's own when absent")
+    v: Annotated[str, Field(max_length=32, pattern=r"^[0-9A-Za-z.+-]*$",
+                            description="the release, so a new release is a new URL (ignored)")] = ""
+
+
+@lru_cache(maxsize=16)
+def _divisions_of(county_code: str | None) -> tuple[str, str]:
+    """All counties (a handful), and one county's townships and villages with their (approximate) points:
+    public reference data from :mod:`matcher.divisions`. Returns the JSON text and its ETag."""
+    from matcher import divisions as d
     r = lambda x: round(float(x), 5)  # noqa: E731 - about a metre
     c, t, v = d.counties(), d.townships(), d.villages()
-    return json.dumps({
+    t = t[t["county_code"] == county_code]
+    v = v[v["town_code"].isin(set(t["town_code"]))]
+    text = json.dumps({
+        "county_code": county_code,
         "counties": [[a, b, r(y), r(x)] for a, b, y, x in zip(c["county_code"], c["name"], c["lat"], c["lon"])],
         "towns": [[a, b, k, r(y), r(x)] for a, b, k, y, x in
                   zip(t["town_code"], t["name"], t["county_code"], t["lat"], t["lon"])],
         "villages": [[a, b, k, r(y), r(x)] for a, b, k, y, x in
                      zip(v["village_code"], v["short_name"], v["town_code"], v["lat"], v["lon"])],
     }, ensure_ascii=False, separators=(",", ":"))
+    return text, hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-@bp.get("/divisions.json")
-def divisions_json():
-    resp = Response(_divisions_json(), mimetype="application/json")
-    resp.headers["Cache-Control"] = "public, max-age=86400"
-    return resp
+@endpoint(places, "/divisions", summary="One county's townships and villages, with names, codes and points",
+          description="For the pages' place pickers and maps: every county (code, name, lat, lon), and the asked "
+                      "county's townships (code, name, county, lat, lon) and villages (code, short name, town, lat, "
+                      "lon). `county_code` defaults to the account's own county; without one, the counties alone. "
+                      "Public reference data, served with a long cache and an ETag.",
+          roles=ROLES, query=DivisionsQuery, response=Divisions, tag="pages")
+def divisions(query: DivisionsQuery):
+    from matcher.api.errors import invalid
+    from matcher import divisions as d
+    county = query.county_code or g.token.county_code
+    if county is not None and county not in set(d.counties()["county_code"]):
+        raise invalid(f"county_code: {county} is not a county of Rizhao", "county_code")
+    text, etag = _divisions_of(county)
+    resp = Response(text, mimetype="application/json")
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = f"private, max-age={DIVISIONS_MAX_AGE}"
+    return resp.make_conditional(request)
+
+
+bp.register_blueprint(households_list.bp)
+bp.register_blueprint(places)

@@ -73,11 +73,12 @@ const M = (() => {
 
   const token = () => sessionStorage.getItem(TOKEN_KEY);
 
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
+  /** Calls the API; opts.headers adds headers (an Idempotency-Key), opts.cache a fetch cache mode. */
+  async function api(method, path, body, opts = {}) {
+    const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (token()) headers.Authorization = "Bearer " + token();
     else if (method !== "GET" && me && me.csrf_token) headers["X-CSRF-Token"] = me.csrf_token;
-    const init = { method, headers, cache: "no-store", credentials: "same-origin" };
+    const init = { method, headers, cache: opts.cache || "no-store", credentials: "same-origin" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -88,6 +89,7 @@ const M = (() => {
     } catch (e) {
       throw new ApiError(0, { error: { message: "network" } });
     }
+    if (opts.raw && resp.ok) return resp;
     const data = await resp.json().catch(() => null);
     if (!resp.ok) {
       const err = new ApiError(resp.status, data);
@@ -117,6 +119,8 @@ const M = (() => {
     const m = err.message || "";
     if (/full|closed|no free position/.test(m)) return "该岗位已招满或已关闭。";
     if (/already recorded/.test(m)) return "该推荐的结果已经登记过了。";
+    if (/idempotency/.test(err.code || "")) return "这条记录已用同一编号提交过不同的内容。";
+    if (/already open/.test(m)) return "该岗位已经在招聘中。";
     if (/employed already/.test(m)) return "该成员已经就业。";
     if (/exists already/.test(m)) return "编号已被使用，请换一个。";
     return "操作与当前数据冲突，请刷新后重试。";
@@ -302,19 +306,31 @@ const M = (() => {
 
   // -- places -------------------------------------------------------------------------------------
 
-  let divisionsPromise = null;
-  function divisions() {
-    if (!divisionsPromise) {
-      divisionsPromise = fetch("/divisions.json").then((r) => r.json()).then((d) => {
-        const names = {};
-        const points = {};
-        for (const [code, name, lat, lon] of d.counties) { names[code] = name; points[code] = [lat, lon]; }
-        for (const [code, name, , lat, lon] of d.towns) { names[code] = name; points[code] = [lat, lon]; }
-        for (const [code, name, , lat, lon] of d.villages) { names[code] = name; points[code] = [lat, lon]; }
-        return Object.assign(d, { names, points });
-      }).catch(() => ({ counties: [], towns: [], villages: [], names: {}, points: {} }));
+  // One county's places at a time (GET /api/v1/divisions, cached by the browser for a week under a URL
+  // that names the release); names and points of every county loaded so far are kept together.
+  const VERSION = document.body.dataset.version || "";
+  const places = { counties: [], towns: [], villages: [], names: {}, points: {} };
+  const loaded = new Map();
+  function divisions(county) {
+    const key = county || "";
+    if (!loaded.has(key)) {
+      const q = new URLSearchParams({ v: VERSION });
+      if (county) q.set("county_code", county);
+      loaded.set(key, api("GET", "/api/v1/divisions?" + q.toString(), undefined, { cache: "default" }).then((d) => {
+        places.counties = d.counties;
+        for (const [code, name, lat, lon] of d.counties) { places.names[code] = name; places.points[code] = [lat, lon]; }
+        for (const t of d.towns) {
+          if (!(t[0] in places.names)) places.towns.push(t);
+          places.names[t[0]] = t[1]; places.points[t[0]] = [t[3], t[4]];
+        }
+        for (const v of d.villages) {
+          if (!(v[0] in places.names)) places.villages.push(v);
+          places.names[v[0]] = v[1]; places.points[v[0]] = [v[3], v[4]];
+        }
+        return places;
+      }).catch(() => { loaded.delete(key); return places; }));
     }
-    return divisionsPromise;
+    return loaded.get(key);
   }
 
   function fillSelect(select, rows, emptyText) {
@@ -323,15 +339,17 @@ const M = (() => {
     for (const [code, name] of rows) select.append(el("option", { value: code }, name));
   }
 
-  /** Cascading county -> town -> village selects; onPick(code) when a town or village is chosen. */
+  /** Cascading county -> town -> village selects; onPick(code) when a place is chosen. A county's towns
+      and villages are fetched when that county is chosen (or at once for a fixed county). */
   async function placePickers({ county, town, village, fixedCounty, onPick, anyText }) {
-    const d = await divisions();
+    const d = await divisions(fixedCounty || null);
     const any = anyText || { county: "请选择区县", town: "请选择乡镇（街道）", village: "全部村（社区）" };
     const towns = () => d.towns.filter((t) => t[2] === (fixedCounty || (county && county.value)));
     const villages = () => d.villages.filter((v) => v[2] === town.value);
     if (county && !fixedCounty) {
       fillSelect(county, d.counties, any.county);
-      county.onchange = () => {
+      county.onchange = async () => {
+        if (county.value) await divisions(county.value);
         fillSelect(town, towns(), any.town);
         fillSelect(village, [], any.village);
         if (onPick) onPick(county.value);
@@ -348,6 +366,36 @@ const M = (() => {
     return d;
   }
 
+  /** A key made once for a write, so that sending it again (a retry) is answered, not repeated. */
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  // Refusal reasons per outcome, as the API lists them (GET /api/v1/referrals/reasons), kept for offline use.
+  const REASONS_KEY = "matcher.reasons";
+  let reasonsPromise = null;
+  function reasons() {
+    if (!reasonsPromise) {
+      reasonsPromise = api("GET", "/api/v1/referrals/reasons").then((r) => {
+        try { localStorage.setItem(REASONS_KEY, JSON.stringify(r)); } catch (e) { /* memory only */ }
+        return r;
+      }).catch(() => {
+        reasonsPromise = null;
+        try {
+          const kept = JSON.parse(localStorage.getItem(REASONS_KEY) || "null");
+          if (kept) return kept;
+        } catch (e) { /* nothing kept */ }
+        // Not reachable and never seen: every reason for every outcome, with the page's labels.
+        const all = Object.entries(LABELS.reason).map(([code, l]) => ({ code, label: l }));
+        return { declined: all, rejected: all, no_show: all };
+      });
+    }
+    return reasonsPromise;
+  }
+
   return { LABELS, el, append, clear, num, yuan, km, pct, date, label, api, ApiError, explain, toast, busy,
-           start, signOut, divisions, placePickers, me: () => me };
+           start, signOut, divisions, placePickers, newKey, reasons, me: () => me };
 })();

@@ -41,10 +41,11 @@ const MatchMap = (() => {
     svg.append(s("rect", { x: 0, y: 0, width: SIZE, height: SIZE, class: "map-bg" }));
 
     const step = niceStep(radius);
+    const labels = [];            // drawn last, over everything, and kept clear of markers
     for (let r = step; r <= radius * 1.42; r += step) {
       svg.append(s("circle", { cx: SIZE / 2, cy: SIZE / 2, r: r * scale, class: "map-ring" }));
       const ly = SIZE / 2 - r * scale;
-      if (ly > 12) svg.append(s("text", { x: SIZE / 2 + 3, y: ly - 3, class: "map-ring-label" }, M.num(r, step < 1 ? 1 : 0) + "公里"));
+      if (ly > 12) labels.push([SIZE / 2 + 3, ly - 3, M.num(r, step < 1 ? 1 : 0) + "公里"]);
     }
     // Scale bar and north.
     const bar = step * scale;
@@ -57,6 +58,9 @@ const MatchMap = (() => {
     // with a thin line back to its true place. The household is at the centre, above its village's mark.
     const [hx, hy] = [SIZE / 2, SIZE / 2];
     const taken = [[hx, hy]];
+    // A ring's label (about 36 x 12 px from its start) is taken room too: markers move off it.
+    for (const [x, y] of labels) taken.push([x + 10, y - 4], [x + 26, y - 4]);
+    taken.push([22, SIZE - 22], [40, SIZE - 22], [SIZE - 16, 24]);      // the scale bar's label, north
     const free = (x, y) => taken.every(([a, b]) => Math.hypot(a - x, b - y) >= 21);
     function spot(x, y) {
       for (let ring = 1; ring <= 6 && !free(x, y); ring++) {
@@ -75,19 +79,24 @@ const MatchMap = (() => {
       taken.push([vx, vy]);
     }
     svg.append(s("path", { d: `M ${hx - 8} ${hy + 7} v -9 l 8 -7 l 8 7 v 9 z`, class: "map-home" }));
+    // Leader lines under every marker, so no line crosses a marker's number.
+    const leaders = s("g", { class: "map-leaders" });
+    const markers = s("g", {});
+    svg.append(leaders, markers);
     for (const j of placed) {
       const [x0, y0] = toPx(project(j));
       const [x, y] = spot(x0, y0);
       const g = s("g", { class: "map-job " + (j.tier === "public_welfare" ? "welfare" : "market") });
       if (x !== x0 || y !== y0) {
-        svg.append(s("line", { x1: x0, y1: y0, x2: x, y2: y, class: "map-leader" }),
-                   s("circle", { cx: x0, cy: y0, r: 2.5, class: "map-dot" }));
+        leaders.append(s("line", { x1: x0, y1: y0, x2: x, y2: y, class: "map-leader" }),
+                       s("circle", { cx: x0, cy: y0, r: 2.5, class: "map-dot" }));
       }
       g.append(s("circle", { cx: x, cy: y, r: 10 }));
       g.append(s("text", { x, y: y + 4, "text-anchor": "middle" }, j.n));
-      svg.append(g);
+      markers.append(g);
       taken.push([x, y]);
     }
+    for (const [x, y, text] of labels) svg.append(s("text", { x, y, class: "map-ring-label halo" }, text));
     return svg;
   }
 

@@ -1,4 +1,5 @@
-/* The recruiter's page: post a vacancy (checked as the API checks it), list own vacancies, close one. */
+/* The recruiter's page: answer the referrals to my vacancies, post a vacancy (checked as the API checks
+   it), list, edit, close and reopen my vacancies, and see a vacancy's anonymised candidates when asked. */
 "use strict";
 
 (() => {
@@ -14,7 +15,7 @@
                   monthly_wage: "月工资", posted_on: "发布日期", job_id: "岗位编号" };
   const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
   let places = { names: {}, points: {} };
-  let counting = Promise.resolve();
+  let postKey = M.newKey();       // one per vacancy posted: a retried submit is answered, not posted twice
 
   // -- reading and checking the form --------------------------------------------------------------
 
@@ -154,13 +155,15 @@
     const button = form.querySelector('button[type="submit"]');
     busy(button, true);
     try {
-      const job = await api("POST", "/api/v1/jobs", body);
+      const job = await api("POST", "/api/v1/jobs", body, { headers: { "Idempotency-Key": postKey } });
+      postKey = M.newKey();
       toast(`已发布岗位“${job.title}”，招聘${job.slots}人。`);
       for (const id of ["title", "slots", "job_id"]) $(id).value = "";
       await loadJobs();
       const card = document.querySelector(`[data-job="${CSS.escape(job.job_id)}"] h3`);
       if (card) card.focus();
     } catch (e) {
+      if (e.status !== 0) postKey = M.newKey();     // the form will change: a new post, a new key
       showErrors([serverError(e)]);
     } finally {
       busy(button, false);
@@ -174,19 +177,124 @@
     return parts.length ? parts.join(" ") : job.kind === "out_of_county" ? "县外" : "—";
   }
 
-  async function candidateCount(job, target) {
-    if (job.status !== "open" || job.filled >= job.slots) {
-      target.textContent = "—";
+  /** The anonymised candidates of one vacancy, fetched only when asked (each ranks every seeker). */
+  async function showCandidates(job, button, target) {
+    if (!target.hidden && target.firstChild) {
+      target.hidden = true;
+      button.setAttribute("aria-expanded", "false");
       return;
     }
+    busy(button, true);
     try {
-      const data = await api("GET", `/api/v1/jobs/${encodeURIComponent(job.job_id)}/candidates?k=100`);
-      const n = data.candidates.length;
-      target.textContent = n >= 100 ? "100人以上" : `${n}人`;
+      const data = await api("GET", `/api/v1/jobs/${encodeURIComponent(job.job_id)}/candidates?k=20`);
+      const c = data.candidates;
+      clear(target).append(c.length
+        ? el("ol", { class: "candidates" }, c.map((x) => el("li", {},
+            `${x.age_band}岁`, x.distance_km === null ? "" : `，距${M.km(x.distance_km)}`,
+            x.skills_fit.required.length ? `，技能${x.skills_fit.matched.length}/${x.skills_fit.required.length}对口` : "",
+            `，匹配度${M.pct(x.score)}`, x.fallback_eligible ? "（可托底安置）" : "")))
+        : el("p", {}, "附近暂无符合条件的求职者。"),
+        el("p", { class: "hint" }, "求职者信息已匿名处理；需要招用时请联系推荐人（就业伙伴）。"));
+      target.hidden = false;
+      button.setAttribute("aria-expanded", "true");
     } catch (e) {
-      target.textContent = e.status === 503 ? "暂不可用" : "—";
+      clear(target).append(el("p", { class: "error-text" }, e.status === 503 ? "暂不可用，请稍后再试。" : explain(e, "岗位")));
+      target.hidden = false;
+    } finally {
+      busy(button, false);
     }
   }
+
+  async function reopenJob(job, button) {
+    busy(button, true);
+    try {
+      await api("POST", `/api/v1/jobs/${encodeURIComponent(job.job_id)}/reopen`, undefined, { headers: { "Idempotency-Key": M.newKey() } });
+      toast(`岗位“${job.title}”已重新开放招聘。`);
+      await loadJobs();
+      const h = document.querySelector(`#jobs-list [data-job="${CSS.escape(job.job_id)}"] h3`);
+      if (h) h.focus();
+    } catch (e) {
+      busy(button, false);
+      toast("重新开放失败：" + (e.status === 409 ? "该岗位已招满或已在招聘中。" : explain(e, "岗位")));
+    }
+  }
+
+  // The fields a vacancy's owner edits in place; each checked as the post form checks it.
+  const EDITABLE = [["title", "岗位名称", "text"], ["slots", "招聘人数", "number"], ["monthly_wage", "月工资（元）", "number"],
+                    ["skills", "技能要求", "text"], ["min_age", "最低年龄（岁）", "number"], ["max_age", "最高年龄（岁）", "number"]];
+
+  function editForm(job, card) {
+    const id = (f) => `edit-${job.job_id}-${f}`.replace(/[^A-Za-z0-9_-]/g, "_");
+    const value = (f) => (f === "skills" ? (job.skills || []).join("、") : job[f]);
+    const form = el("form", { class: "edit-form", novalidate: true },
+      EDITABLE.map(([f, text, type]) => el("div", { class: "field" },
+        el("label", { for: id(f) }, text),
+        el("input", { id: id(f), name: f, type, value: value(f) ?? "", inputmode: type === "number" ? "decimal" : null,
+                      "aria-describedby": id(f) + "-error", autocomplete: "off" }),
+        el("p", { class: "field-error", id: id(f) + "-error", "aria-live": "polite" }))),
+      el("p", { class: "form-error", role: "alert" }),
+      el("div", { class: "actions" },
+        el("button", { type: "submit", class: "primary" }, "保存修改"),
+        el("button", { type: "button", onclick: () => { form.remove(); card.querySelector("button.edit").hidden = false; } }, "取消")));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = {};
+      const errors = [];
+      for (const f of form.querySelectorAll(".field-error")) f.textContent = "";
+      for (const i of form.querySelectorAll("input")) i.removeAttribute("aria-invalid");
+      for (const [f, text, type] of EDITABLE) {
+        const raw = form.elements[f].value.trim();
+        if (f === "skills") {
+          const tags = splitTags(raw);
+          if (tags.join("、") !== (job.skills || []).join("、")) body.skills = tags;
+          continue;
+        }
+        if (type === "text") {
+          if (!raw) errors.push([f, `请填写${text}。`]);
+          else if (raw !== job[f]) body[f] = raw;
+          continue;
+        }
+        const v = Number(raw);
+        const r = RULES[f] || {};
+        if (!raw || !Number.isFinite(v) || (f !== "monthly_wage" && !Number.isInteger(v))
+            || (r.minimum !== undefined && v < r.minimum) || (r.maximum !== undefined && v > r.maximum)) {
+          errors.push([f, `${text.replace(/（.*）/, "")}须在${M.num(r.minimum)}到${M.num(r.maximum)}之间。`]);
+        } else if (v !== job[f]) body[f] = v;
+      }
+      if (!errors.length && f2(body.slots, job.slots) < job.filled) errors.push(["slots", `招聘人数不能少于已招的${job.filled}人。`]);
+      const show = (list) => {
+        for (const [f, message] of list) {
+          const box = form.querySelector(`#${id(f)}-error`);
+          if (box) box.textContent = message;
+          if (form.elements[f]) form.elements[f].setAttribute("aria-invalid", "true");
+        }
+        const first = list.length && form.elements[list[0][0]];
+        if (first) first.focus();
+      };
+      if (errors.length) return show(errors);
+      if (!Object.keys(body).length) {
+        form.querySelector(".form-error").textContent = "没有修改任何内容。";
+        return;
+      }
+      const button = form.querySelector('button[type="submit"]');
+      busy(button, true);
+      try {
+        const saved = await api("PATCH", `/api/v1/jobs/${encodeURIComponent(job.job_id)}`, body);
+        toast(`已保存岗位“${saved.title}”的修改。`);
+        await loadJobs();
+        const h = document.querySelector(`#jobs-list [data-job="${CSS.escape(job.job_id)}"] h3`);
+        if (h) h.focus();
+      } catch (e) {
+        busy(button, false);
+        const f = (e.field || "").split(".")[0];
+        if (EDITABLE.some(([name]) => name === f)) show([[f, e.status === 409 ? `招聘人数不能少于已招的${job.filled}人。` : "不符合要求，请检查。"]]);
+        else form.querySelector(".form-error").textContent = "保存失败：" + explain(e, "岗位");
+      }
+    });
+    return form;
+  }
+
+  const f2 = (a, b) => (a === undefined ? b : a);
 
   async function closeJob(job, button) {
     if (!window.confirm(`确定关闭岗位“${job.title}”吗？关闭后不再向求职者推荐。`)) return;
@@ -204,7 +312,8 @@
 
   function jobCard(job) {
     const free = Math.max(0, job.slots - job.filled);
-    const count = el("dd", { class: "candidates" }, "正在计算…");
+    const listId = `cands-${job.job_id}`.replace(/[^A-Za-z0-9_-]/g, "_");
+    const candidates = el("div", { class: "candidates-list", id: listId, hidden: true, "aria-live": "polite" });
     const card = el("li", { class: "job-card", "data-job": job.job_id },
       el("h3", { tabindex: "-1" }, `${job.title} · ${job.employer}`),
       el("p", { class: "tags" },
@@ -217,14 +326,102 @@
         el("dt", {}, "招聘人数"), el("dd", { class: "slots" }, `${M.num(job.slots)}人`),
         el("dt", {}, "已招"), el("dd", { class: "filled" }, `${M.num(job.filled)}人`),
         el("dt", {}, "空缺"), el("dd", { class: "free" }, `${M.num(free)}人`),
-        el("dt", {}, "附近符合条件的求职者"), count,
         el("dt", {}, "发布日期"), el("dd", {}, M.date(job.posted_on))),
-      job.status === "open"
-        ? el("button", { type: "button", class: "danger", "aria-label": `关闭岗位“${job.title}”`,
-                         onclick: (ev) => closeJob(job, ev.currentTarget) }, "关闭岗位")
-        : null);
-    counting = counting.then(() => candidateCount(job, count));   // one at a time: each ranks every seeker
+      el("div", { class: "actions" },
+        job.status === "open" && free > 0
+          ? el("button", { type: "button", class: "show-candidates", "aria-controls": listId, "aria-expanded": "false",
+                           onclick: (ev) => showCandidates(job, ev.currentTarget, candidates) }, "查看符合条件的求职者") : null,
+        el("button", { type: "button", class: "edit", "aria-label": `修改岗位“${job.title}”`,
+                       onclick: (ev) => { ev.currentTarget.hidden = true; card.append(editForm(job, card)); card.querySelector(".edit-form input").focus(); } }, "修改"),
+        job.status === "open"
+          ? el("button", { type: "button", class: "danger", "aria-label": `关闭岗位“${job.title}”`,
+                           onclick: (ev) => closeJob(job, ev.currentTarget) }, "关闭岗位")
+          : free > 0 ? el("button", { type: "button", class: "reopen", "aria-label": `重新开放岗位“${job.title}”`,
+                                      onclick: (ev) => reopenJob(job, ev.currentTarget) }, "重新开放") : null),
+      candidates);
     return card;
+  }
+
+  // -- referrals to my vacancies, awaiting my answer ---------------------------------------------------
+
+  function answerForm(ref, li) {
+    const id = `r-${ref.referral_id}`.replace(/[^A-Za-z0-9_-]/g, "_");
+    const reason = el("select", { id: id + "-reason", name: "reason", "aria-describedby": id + "-reason-error" });
+    const note = el("input", { id: id + "-note", name: "note", maxlength: 500, autocomplete: "off", "aria-describedby": id + "-note-error" });
+    const reasonField = el("div", { class: "field", hidden: true },
+      el("label", { for: reason.id }, "不录用的原因"), reason,
+      el("p", { class: "field-error", id: id + "-reason-error", "aria-live": "polite" }));
+    const form = el("form", { class: "answer-form", novalidate: true },
+      el("fieldset", {}, el("legend", {}, "结果"),
+        el("div", { class: "checks" }, [["hired", "录用"], ["rejected", "不录用"]].map(([v, t]) => el("div", { class: "field checkbox" },
+          el("input", { type: "radio", name: "outcome", value: v, id: `${id}-${v}` }),
+          el("label", { for: `${id}-${v}` }, t))))),
+      reasonField,
+      el("div", { class: "field" }, el("label", { for: note.id }, "备注（选“其他”时须填写）"), note,
+         el("p", { class: "field-error", id: id + "-note-error", "aria-live": "polite" })),
+      el("p", { class: "form-error", role: "alert" }),
+      el("button", { type: "submit", class: "primary" }, "提交结果"));
+    form.addEventListener("change", async (ev) => {
+      if (ev.target.name !== "outcome") return;
+      const rejected = ev.target.value === "rejected";
+      if (rejected && reason.options.length === 0) {
+        const list = (await M.reasons()).rejected || [];
+        M.append(reason, [el("option", { value: "" }, "请选择"), list.map((r) => el("option", { value: r.code }, r.label))]);
+      }
+      reasonField.hidden = !rejected;
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const outcome = (form.querySelector('input[name="outcome"]:checked') || {}).value;
+      const err = form.querySelector(".form-error");
+      for (const e of form.querySelectorAll(".field-error, .form-error")) e.textContent = "";
+      if (!outcome) { err.textContent = "请选择录用或不录用。"; form.querySelector('input[name="outcome"]').focus(); return; }
+      if (outcome === "rejected" && !reason.value) {
+        $(id + "-reason-error").textContent = "请选择原因。"; reason.setAttribute("aria-invalid", "true"); reason.focus(); return;
+      }
+      if (reason.value === "other" && outcome === "rejected" && !note.value.trim()) {
+        $(id + "-note-error").textContent = "选“其他原因”时请写明备注。"; note.setAttribute("aria-invalid", "true"); note.focus(); return;
+      }
+      const body = { outcome };
+      if (outcome === "rejected") body.reason = reason.value;
+      if (note.value.trim()) body.note = note.value.trim();
+      const button = form.querySelector('button[type="submit"]');
+      busy(button, true);
+      try {
+        await api("PATCH", `/api/v1/referrals/${encodeURIComponent(ref.referral_id)}`, body);
+        toast(outcome === "hired" ? `已录用，岗位“${ref.job_title}”已招人数加1。` : "已登记：不录用。");
+        li.remove();
+        await Promise.all([loadPending(), loadJobs()]);
+        $("pending-heading").focus();
+      } catch (e) {
+        busy(button, false);
+        err.textContent = e.field === "reason" ? "请选择原因。" : e.field === "note" ? "请写明备注。" : "提交失败：" + explain(e, "推荐记录");
+      }
+    });
+    return form;
+  }
+
+  async function loadPending() {
+    const target = $("pending-list");
+    try {
+      const data = await api("GET", "/api/v1/referrals?status=pending&limit=50");
+      clear(target);
+      $("pending-heading").textContent = data.total ? `待答复的推荐（${data.total}）` : "待答复的推荐";
+      if (!data.items.length) {
+        target.append(el("p", {}, "没有等待答复的推荐。"));
+        return;
+      }
+      target.append(el("ul", { class: "referrals" }, data.items.map((r) => {
+        const li = el("li", { class: "referral", "data-referral": r.referral_id },
+          el("p", {}, el("strong", {}, r.job_title), `（岗位 ${r.job_id}）`),
+          el("p", {}, `${label("sex", r.sex)}，${r.age}岁`, r.skills_fit && r.skills_fit.length ? `，对口技能：${r.skills_fit.join("、")}` : "",
+             `；${M.date(r.referred_on)}由${r.referred_by || "就业伙伴"}推荐`));
+        li.append(answerForm(r, li));
+        return li;
+      })));
+    } catch (e) {
+      clear(target).append(el("p", { class: "error-text" }, explain(e, "推荐记录")));
+    }
   }
 
   async function loadJobs() {
@@ -256,6 +453,6 @@
     places = await M.placePickers({ county: $("county_code"), town: $("town_code"), village: $("village_code"),
                                     onPick: fillPoint,
                                     anyText: { county: "不限（请选择）", town: "不限（请选择）", village: "不限（请选择）" } });
-    await loadJobs();
+    await Promise.all([loadPending(), loadJobs()]);
   });
 })();
