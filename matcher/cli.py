@@ -72,6 +72,16 @@ def _load_world(path, obj=None):
     return world
 
 
+def _world_today(path):
+    """The day a world's failed market referrals are counted back from (policy fallback.failed_referrals): a
+    world written by ``matcher generate`` has its own today (its history ends the day before), any other
+    folder and the store are counted back from today (None)."""
+    if path is None:
+        return None
+    from matcher.generate import GENERATOR_FILE, TODAY
+    return TODAY if (Path(path) / GENERATOR_FILE).is_file() else None
+
+
 def _iso_date(ctx, param, value):
     """A --cut given as YYYY-MM-DD, else a usage error naming the option (one line, no traceback)."""
     import datetime as dt
@@ -173,7 +183,7 @@ def recommend(obj, world_dir, model_path, k, out_path, scheduler, partition_size
     from matcher.ranking import Engine
     cluster = _cluster(obj, scheduler, partition_size)
     world = _load_world(world_dir, obj)
-    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy)
+    engine = Engine.build(world, _resolve_model(obj, model_path), obj.policy, today=_world_today(world_dir))
     if cluster is not None:
         from matcher import distributed
         with cluster as client:

@@ -273,3 +273,12 @@ def test_fallback_reason_says_why_the_posts_are_offered():
     e = engine([f.household(household_id="H1")], [f.worker("H1", worker_id="W1", sex="M", age=55)],
                [f.job(job_id="J1"), welfare_post(job_id="P1")], model)
     assert e.worker_matches("W1")["fallback_reason"] == "below_threshold"
+
+
+def test_recommend_over_a_generated_world_counts_failed_referrals_back_from_the_worlds_own_today(tmp_path):
+    from matcher.cli import _world_today
+    from matcher.generate import GENERATOR_FILE, TODAY
+    f.write_world_rows(tmp_path / "plain", [f.household(household_id="H1")], [f.worker("H1")], [f.job()])
+    assert _world_today(tmp_path / "plain") is None and _world_today(None) is None
+    (tmp_path / "plain" / GENERATOR_FILE).write_text("{}")
+    assert _world_today(tmp_path / "plain") == TODAY
