@@ -56,7 +56,7 @@ PLAIN = [
     ("GET", "/api/v1/jobs", "volunteer"), ("GET", "/api/v1/model", "volunteer"), ("GET", "/api/v1/stats", "admin"),
     ("GET", "/api/v1/me", "volunteer"), ("GET", "/api/v1/households", "volunteer"),
     ("GET", "/api/v1/job-places", "volunteer"), ("GET", "/api/v1/me/households", "volunteer"),
-    ("DELETE", "/api/v1/session", "volunteer"),
+    ("DELETE", "/api/v1/session", "volunteer"), ("GET", "/api/v1/divisions", "volunteer"),
 ]
 
 HOSTILE_IDS = ["%00", "a%00b", "x" * 5000, "..%2F..%2Fetc%2Fpasswd", "%ff%fe", "%ED%A0%80", "' OR '1'='1",
@@ -416,6 +416,7 @@ QUERIES = [
     ("/api/v1/households", "page", ["0"], "volunteer"),
     ("/api/v1/households", "village_code", ["1"], "volunteer"),
     ("/api/v1/job-places", "ids", ["", ",".join(f"J{i}" for i in range(101)), "J" * 7000], "volunteer"),
+    ("/api/v1/divisions", "county_code", ["%00", "3711021", "999999", "' OR 1=1"], "volunteer"),
 ]
 
 
