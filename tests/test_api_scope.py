@@ -110,6 +110,7 @@ NOT_PERSONAL = {
     ("GET", "/api/v1/job-places"), ("GET", "/api/v1/me"), ("GET", "/healthz"), ("GET", "/readyz"),
     ("POST", "/api/v1/jobs/<job_id>/reopen"), ("GET", "/api/v1/referrals/reasons"),
     ("POST", "/api/v1/session"), ("DELETE", "/api/v1/session"), ("POST", "/api/v1/session/password"),
+    ("GET", "/api/v1/divisions"),
 }
 VOLUNTEERS_FORBIDDEN = {("GET", "/api/v1/stats"), ("POST", "/api/v1/allocations"), ("POST", "/api/v1/households"),
                         ("POST", "/api/v1/workers"), ("POST", "/api/v1/import/households"),

@@ -61,7 +61,7 @@ PLAIN = [
     ("GET", "/api/v1/jobs", "volunteer"), ("GET", "/api/v1/model", "volunteer"), ("GET", "/api/v1/stats", "admin"),
     ("GET", "/api/v1/me", "volunteer"), ("GET", "/api/v1/households", "volunteer"),
     ("GET", "/api/v1/job-places", "volunteer"), ("GET", "/api/v1/me/households", "volunteer"),
-    ("DELETE", "/api/v1/session", "volunteer"),
+    ("DELETE", "/api/v1/session", "volunteer"), ("GET", "/api/v1/divisions", "volunteer"),
     ("GET", "/api/v1/referrals", "volunteer"), ("GET", "/api/v1/referrals/reasons", "recruiter"),
     ("GET", "/api/v1/service-standard", "volunteer"),
 ]
@@ -429,6 +429,7 @@ QUERIES = [
     ("/api/v1/service-standard?x=1", "sort", ["name"], "volunteer"),
     ("/api/v1/service-standard?x=1", "format", ["xlsx"], "volunteer"),
     ("/api/v1/job-places", "ids", ["", ",".join(f"J{i}" for i in range(101)), "J" * 7000], "volunteer"),
+    ("/api/v1/divisions", "county_code", ["%00", "3711021", "999999", "' OR 1=1"], "volunteer"),
 ]
 
 

@@ -157,6 +157,20 @@ def test_divisions_need_a_signed_in_caller(api):
     assert api.get("/api/v1/divisions?county_code=371102", as_=None).status_code == 401
 
 
+def test_no_page_downloads_the_whole_citys_places(api):
+    assert api.client.get("/divisions.json").status_code == 404
+    for name in ("common.js", "volunteer.js", "recruiter.js"):
+        body = api.client.get(f"/static/{name}").get_data(as_text=True)
+        assert "divisions.json" not in body, name
+    assert "/api/v1/divisions?" in api.client.get("/static/common.js").get_data(as_text=True)
+
+
+def test_the_english_docs_link_is_only_on_the_recruiters_page_and_says_so(api):
+    assert 'href="/docs"' not in api.client.get("/").get_data(as_text=True)
+    html = api.client.get("/recruiter").get_data(as_text=True)
+    assert re.search(r'<a href="/docs" hreflang="en">[^<]*英文', html)
+
+
 # -- compression ------------------------------------------------------------------------------------
 
 def test_large_answers_are_compressed_and_their_etag_still_answers_304(api):

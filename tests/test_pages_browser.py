@@ -620,6 +620,31 @@ def test_a_network_cut_while_recording_keeps_the_screen_and_sends_each_write_onc
         assert [v["note"] for v in stored].count("断网时记录") == 1
         assert len(keys) == 2
     shoot(page, "day-back-online")
+    if not visits:
+        return
+
+    # An answer lost on its way back: the service stored the visit, the phone heard nothing. Sent again
+    # with the same key, it is answered and not stored twice.
+    lost = []
+
+    def drop_the_answer(route):
+        if route.request.method == "POST" and not lost:
+            lost.append(route.request.headers.get("idempotency-key"))
+            route.fetch()
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/households/*/visits", drop_the_answer)
+    page.get_by_label("走访情况（可不填，最多500字）").fill("回复丢失")
+    page.get_by_role("button", name="保存走访记录").click()
+    expect(page.locator("#outbox")).to_have_text("1 条待发送")
+    page.get_by_role("button", name="立即发送").click()
+    expect(page.locator("#outbox")).to_be_hidden()
+    page.unroute("**/api/v1/households/*/visits")
+    stored = call_api(live, "GET", f"/api/v1/households/{household_id}/visits", token)["items"]
+    assert [v["note"] for v in stored].count("回复丢失") == 1
+    assert lost[0] and [k for m, path, k in sent if path.endswith("/visits")].count(lost[0]) == 2
 
 
 def test_the_recruiters_day_answers_a_referral_with_a_reason_and_edits_a_vacancy(
@@ -650,6 +675,14 @@ def test_the_recruiters_day_answers_a_referral_with_a_reason_and_edits_a_vacancy
     stored = call_api(live, "GET", f"/api/v1/jobs/{job['job_id']}", token)
     assert (stored["slots"], stored["monthly_wage"]) == (4, 3000)
     shoot(page, "recruiter-edited")
+
+    if api_has(live, "POST", "/api/v1/jobs/<job_id>/reopen"):
+        call_api(live, "POST", f"/api/v1/jobs/{job['job_id']}/close", token)
+        page.reload()
+        expect(card).to_contain_text("已关闭")
+        card.get_by_role("button", name="重新开放").click()
+        expect(card).to_contain_text("招聘中")
+        assert call_api(live, "GET", f"/api/v1/jobs/{job['job_id']}", token)["status"] == "open"
 
     if not api_has(live, "PATCH", "/api/v1/referrals/<referral_id>", role="recruiter"):
         pytest.skip("the owner's answer to a referral is the working-day API's (not on this branch yet)")

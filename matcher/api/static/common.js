@@ -171,7 +171,12 @@ const M = (() => {
   /** Forget who is signed in here (the service already has, or is told by the caller). */
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
-    try { localStorage.removeItem(ME_KEY); } catch (e) { /* nothing kept */ }
+    try {
+      localStorage.removeItem(ME_KEY);
+      // The households kept for a bad network go with the sign-in; unsent writes (the outbox) stay, to be
+      // sent at the next sign-in of the same user.
+      for (const k of Object.keys(localStorage)) if (k.startsWith("matcher.cache.")) localStorage.removeItem(k);
+    } catch (e) { /* nothing kept */ }
     showSignIn(message);
   }
 
