@@ -133,10 +133,11 @@
         : h.able_willing ? el("span", { class: "badge warn" }, "未覆盖") : el("span", { class: "badge" }, "无就业意愿"));
   }
 
-  function pager(page, total, go) {
+  /** Pages of one list; each list's pager is its own landmark, named after its section ("我的农户翻页"). */
+  function pager(page, total, go, name) {
     const pages = Math.max(1, Math.ceil(total / PER_PAGE));
     if (pages <= 1) return null;
-    return el("nav", { class: "pager", "aria-label": "翻页" },
+    return el("nav", { class: "pager", "aria-label": `${name}翻页` },
       el("button", { type: "button", disabled: page <= 1, onclick: () => go(page - 1) }, "上一页"),
       el("span", {}, `第${page}页，共${pages}页`),
       el("button", { type: "button", disabled: page >= pages, onclick: () => go(page + 1) }, "下一页"));
@@ -165,7 +166,9 @@
       }
       target.append(el("p", { class: "muted" }, `共${M.num(data.total)}户`));
       target.append(el("ul", { class: "household-list" }, data.items.map(row)));
-      const p = pager(page, data.total, go);
+      const section = target.closest("section");
+      const heading = section && section.querySelector("h2, h3");
+      const p = pager(page, data.total, go, heading ? heading.textContent.trim() : "");
       if (p) target.append(p);
     };
     if (!target.firstChild) target.append(el("p", { class: "muted" }, "正在加载…"));
