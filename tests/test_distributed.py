@@ -42,8 +42,10 @@ def model_path(trained_model_dir):
 
 
 @pytest.fixture(scope="module")
-def engine(small_world, model_path):
-    return Engine.build(small_world, load(model_path)[0], POLICY)
+def engine(small_world, small_world_dir, model_path):
+    from matcher.cli import _world_today
+    # the day the command counts failed referrals back from, so both sides rank the same world
+    return Engine.build(small_world, load(model_path)[0], POLICY, today=_world_today(small_world_dir))
 
 
 @pytest.fixture(scope="module")
