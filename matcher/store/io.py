@@ -23,6 +23,7 @@ from matcher.errors import SchemaError
 from matcher.schema import COLUMNS, FILES, ID_COLUMN, TABLES, World, write_world
 from matcher.store.db import StoreUnavailable, write_connection
 from matcher.store.models import TABLE_ORDER, Base
+from matcher.store.queries import record_change
 
 WORLD_TABLES = ("households", "workers", "jobs", "referrals")
 # (child table, column, parent table, what the error calls the parent)
@@ -288,6 +289,8 @@ def import_world(engine: Engine, world: World | Mapping[str, pd.DataFrame], *,
                         conn.execute(_table(name).insert(), chunk)
                         bar.update(len(chunk))
                     result.inserted[name] = len(new[name])
+            if any(result.inserted.values()):
+                record_change(conn, "world")
     except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
         raise SchemaError(f"the database refused the rows: {_first_line(exc)}",
                           file=FILES.get(current)) from None
