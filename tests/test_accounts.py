@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from matcher.store import current_revision, init_db, make_engine, verify_token
+from matcher.store.migrate import head_revision
 
 
 def matcher(db_url, *args, stdin=None):
@@ -48,8 +49,8 @@ def test_upgrading_a_v1_database_keeps_its_tokens_and_data(db_url):
     from matcher.store import read_world
     engine, token = _v1_database(db_url)
     assert current_revision(engine) == "0002"
-    assert init_db(engine) == "0003"
-    assert current_revision(engine) == "0003"
+    assert init_db(engine) == head_revision()
+    assert current_revision(engine) == head_revision()
     info = verify_token(engine, token)
     assert (info.name, info.role, info.county_code) == ("vol-v1", "volunteer", "371102")
     world = read_world(engine)

@@ -115,7 +115,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(sa.String(16), index=True)
     owner: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now())
-    # Raised by every change made through the service (migration 0002); see store.queries.jobs_version.
+    # Raised by every change made through the service (migration 0002); the change log (0005) says which.
     revision: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
