@@ -179,12 +179,14 @@ class Engine:
     """Scores and ranks eligible jobs for workers of one world (or a slice of one)."""
 
     def __init__(self, workers: WorkerArrays, jobs: JobArrays, model: MatchModel, policy: Policy,
-                 table: ScoreTable | None = None, rows: dict[str, int] | None = None):
+                 table: ScoreTable | None = None, rows: dict[str, int] | None = None,
+                 job_rows: dict[str, int] | None = None):
         """``table``: every pair of these arrays already scored (:class:`ScoreTable`), read instead of scoring;
-        ``rows``: worker id -> row, when the caller has it."""
+        ``rows`` and ``job_rows``: worker id -> row and job id -> row, when the caller has them."""
         self.W, self.J, self.model, self.policy, self.table = workers, jobs, model, policy, table
         self._subsidy = np.array([getattr(policy.subsidy, k) for k in KIND_CODES], dtype=np.int64)
         self._row = rows if rows is not None else {wid: i for i, wid in enumerate(workers.ids)}
+        self._job_row = job_rows
 
     @classmethod
     def build(cls, world: World, model: MatchModel, policy: Policy, jobs: JobArrays | None = None) -> "Engine":
@@ -425,10 +427,12 @@ class Engine:
                 if opts:
                     seekers.append((w, m["worker_id"], opts))
         if seekers:
+            if self._job_row is None:
+                self._job_row = {str(jid): i for i, jid in enumerate(J.ids)}
             free = {}
             for _, _, opts in seekers:
                 for o in opts:
-                    free[o["job_id"]] = int(J.free[np.flatnonzero(J.ids == o["job_id"])[0]])
+                    free[o["job_id"]] = int(J.free[self._job_row[o["job_id"]]])
             best, best_key = None, None
             first = [0] * len(seekers)
             demand: dict[str, int] = {}

@@ -88,7 +88,7 @@ class Snapshot:
         if not self.job_tags:
             object.__setattr__(self, "job_tags", tuple(normalise_tags(t) for t in self.J.frame["skills"]))
         object.__setattr__(self, "ranker", Engine(self.W, self.J, self.loaded.model, self.policy, self.table,
-                                                  rows=self.worker_rows))
+                                                  rows=self.worker_rows, job_rows=self.job_rows))
         if self.answers is None:
             object.__setattr__(self, "answers", LRUCache(MAX_ANSWER_BYTES, getsizeof=len))
         object.__setattr__(self, "memo", {})

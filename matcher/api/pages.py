@@ -109,10 +109,7 @@ def recruiter():
 @lru_cache(maxsize=1)
 def _divisions_json() -> str:
     """Rizhao's counties, townships and villages with their (approximate) points; public reference data."""
-    try:
-        from matcher import divisions as d
-    except ImportError:
-        return json.dumps({"counties": [], "towns": [], "villages": []})
+    from matcher import divisions as d
     r = lambda x: round(float(x), 5)  # noqa: E731 - about a metre
     c, t, v = d.counties(), d.townships(), d.villages()
     return json.dumps({

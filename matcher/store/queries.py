@@ -247,12 +247,6 @@ def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
 
 # -- audit ---------------------------------------------------------------------------------------
 
-def audit(engine: Engine, *, actor: str | None, role: str | None, action: str, resource_type: str | None,
-          resource_id: str | None, status: int | None, at: dt.datetime | None = None) -> None:
-    write_audit(engine, [{"at": at or utcnow(), "actor": actor, "role": role, "action": action,
-                          "resource_type": resource_type, "resource_id": resource_id, "status": status}])
-
-
 def write_audit(engine: Engine, entries: list[dict]) -> None:
     """Several audit entries in one transaction."""
     if entries:
