@@ -133,11 +133,35 @@ def bench_writes(world_dir, model_path, policy, n_writes, rng):
     return out
 
 
+WRITES_HEADING = "## One write applied to the service's snapshot"
+
+
+def writes_section(writes: list[dict]) -> list[str]:
+    lines = [
+        WRITES_HEADING,
+        "",
+        f"Run on {time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f} at the end (the machine is "
+        "shared). A write made through the store's queries (SQLite), then applied to the snapshot of "
+        "`matcher.snapshot`: the rows it names read again, copied into the arrays, the pairs touching them rescored "
+        "into the score table (a job whose pairs cannot have changed, as after a hire that leaves a slot free, is "
+        "not rescored). Writes cycle through a job posted near a random seeker, a job's slots raised and a hire of "
+        "a random eligible pair. Target: 5 ms at 1x.",
+        "",
+        "| scale | workers | jobs | every pair scored once (s) | writes | p50 (ms) | p99 (ms) | post p50 | "
+        "slots p50 | hire p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in writes:
+        lines.append(f"| {r['scale']} | {r['workers']:,} | {r['jobs']:,} | {r['table_s']:.1f} | {r['n']} | "
+                     f"{r['p50']:.1f} | {r['p99']:.1f} | {r['post']:.1f} | {r['slots']:.1f} | {r['hire']:.1f} |")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1x only")
     ap.add_argument("--households", type=int, default=1000)
-    ap.add_argument("--writes-only", action="store_true", help="only the writes to the snapshot; print, write no file")
+    ap.add_argument("--writes-only", action="store_true", help="only the writes to the snapshot: rewrite that section of the report")
     ap.add_argument("--out", default=str(ROOT / "bench" / "engine.md"))
     args = ap.parse_args(argv)
     policy = load_policy()
@@ -169,8 +193,11 @@ def main(argv=None):
             writes.append(dict(bench_writes(w10, path, policy, 60, rng), scale="10x", jobs=len(world10.jobs),
                                workers=len(world10.workers)))
             print(writes[-1], flush=True)
-    if args.writes_only:
-        print(writes)
+    if args.writes_only:       # the writes' section of the report, the rest left as it is
+        path = Path(args.out)
+        kept = path.read_text(encoding="utf-8").split(WRITES_HEADING)[0].rstrip("\n") if path.exists() else ""
+        path.write_text(kept + "\n\n" + "\n".join(writes_section(writes)) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
         return
     hold = metrics["holdout"]
     lines = [
@@ -201,22 +228,7 @@ def main(argv=None):
     ]
     for name, r in hold.items():
         lines.append(f"| {name} | {r['auc']:.3f} | {r['precision_at_5']:.3f} | {r['brier']:.3f} |")
-    lines += [
-        "",
-        "## One write applied to the service's snapshot",
-        "",
-        "A write made through the store's queries (SQLite), then applied to the snapshot of `matcher.snapshot`: the "
-        "rows it names read again, copied into the arrays, the pairs touching them rescored into the score table. "
-        "Writes cycle through a job posted near a random seeker, a job's slots raised and a hire of a random "
-        "eligible pair. Target: 5 ms at 1x.",
-        "",
-        "| scale | workers | jobs | every pair scored once (s) | writes | p50 (ms) | p99 (ms) | post p50 | "
-        "slots p50 | hire p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in writes:
-        lines.append(f"| {r['scale']} | {r['workers']:,} | {r['jobs']:,} | {r['table_s']:.1f} | {r['n']} | "
-                     f"{r['p50']:.1f} | {r['p99']:.1f} | {r['post']:.1f} | {r['slots']:.1f} | {r['hire']:.1f} |")
+    lines += [""] + writes_section(writes)
     Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -314,7 +314,8 @@ def write_steady(path: Path, args, results) -> None:
             f"{w['posts']} | {w['seen_within_1s']} | {w['referrals']} | {w['hires']} | {r['over_filled']} | "
             f"{r['load'][0]:.1f} |")
     lines += ["", "Targets: mix throughput >= 0.8 of reads alone, mix p99 <= 100 ms, 0 errors, 0 over-fills, every "
-              "posted job seen by every process within 1 s.", ""]
+              "posted job seen by every process within 1 s. With a load average well above the 2 cores (other work "
+              "on the machine) the figures say little about the service itself; compare rows of one run.", ""]
     old = path.read_text(encoding="utf-8") if path.exists() else ""
     if "## The everyday profile" in old:
         rest = old.split("## Locust mixes", 1)

@@ -115,6 +115,7 @@ class Snapshot:
         if changes.whole:
             return build(store, self.policy, self.loaded, changes.revision)
         J, job_rows, job_tags, jrows, in_order = self.J, self.job_rows, self.job_tags, [], self.in_id_order
+        rescore: list[int] = []
         if changes.jobs:
             frame = io.read_rows(store, "jobs", sorted(changes.jobs))
             tags = [normalise_tags(t) for t in frame["skills"]]
@@ -130,7 +131,11 @@ class Snapshot:
             if _vocabulary(ids, all_tags) != J.skill_index.names:
                 return build(store, self.policy, self.loaded, changes.revision)
             sub = JobArrays.build(frame, J.skill_index)        # every skill is in the index already
+            old_J = J
             J = with_rows(J, sub, np.array(jrows, np.int64))
+            # a job whose pairs cannot have changed (a hire that leaves a slot free, a new title) is not
+            # rescored: its free slots and its words are no part of a pair's eligibility or features
+            rescore = [r for r in jrows if r >= len(old_J) or not _same_pairs(old_J, J, r)]
             job_rows = dict(job_rows)
             for r, j in zip(jrows, frame["job_id"]):
                 job_rows[str(j)] = r
@@ -150,11 +155,12 @@ class Snapshot:
                 worker_rows[str(w)] = r
             in_order &= all(r < len(self.W) for r in wrows)
         table = self.table
-        if table is not None and (wrows or jrows):
-            table = table.changed(W, J, self.model, self.policy, np.array(wrows, np.int64), np.array(jrows, np.int64))
+        if table is not None and (wrows or rescore):
+            table = table.changed(W, J, self.model, self.policy, np.array(wrows, np.int64),
+                                  np.array(rescore, np.int64))
         # rows a table scored for an older snapshot of the line would miss (none once this one has a table)
         touched = self.touched if table is not None else \
-            (self.touched[0] + tuple(wrows), self.touched[1] + tuple(jrows))
+            (self.touched[0] + tuple(wrows), self.touched[1] + tuple(rescore))
         return self._next(changes.revision, W, J, table=table, plan_id=plan_id, touched=touched,
                           in_id_order=in_order, worker_rows=worker_rows, job_rows=job_rows, job_tags=job_tags)
 
@@ -178,6 +184,20 @@ class Snapshot:
                     job_tags=self.job_tags if same_rows else ())
         base.update(kw)
         return Snapshot(**base)
+
+
+# What a job's pairs depend on: eligibility (SPEC section 3), the pair features, the track-record features.
+_PAIR_FIELDS = ("kind", "lat", "lon", "town", "village", "min_age", "max_age", "demand", "requires", "open", "wage",
+                "employer", "n_required")
+
+
+def _same_pairs(old: JobArrays, new: JobArrays, r: int) -> bool:
+    """Whether job row ``r`` has the same pairs, with the same scores, in ``old`` and ``new``."""
+    for name in _PAIR_FIELDS:
+        a, b = getattr(old, name)[r], getattr(new, name)[r]
+        if not (a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))):
+            return False
+    return bool(np.array_equal(old.skills[r], new.skills[r]))
 
 
 def _vocabulary(ids, tags) -> list[str]:
