@@ -243,10 +243,10 @@ def write_report(path: Path, args, ready: dict, results) -> None:
         "`GET /healthz` on the same server.",
         "- *every request new*: the world's households in random order, with a `k` near 10 that changes per run "
         "and per pass, so no (household, k) is asked twice and every answer is ranked afresh: pair scores come from the table each worker process computes in the "
-        "background once per change of the store (six-month retention too); training suggestions are scored "
+        "background once per model and keeps up to date with each write (six-month retention too); training suggestions are scored "
         "on demand (a model call for members with few viable jobs).",
         "- *revisited*: 300 households (k=10) asked over and over; the service remembers an answer until the "
-        "store's fingerprint or the model changes, so after the first visit a request is token check, scope "
+        "store's revision or the model changes, so after the first visit a request is token check, scope "
         "check, audit entry and a lookup.",
         f"- Target: at least {TARGET_RPS} household requests/s with p99 under {TARGET_P99_MS} ms.",
         "",

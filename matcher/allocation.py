@@ -71,8 +71,8 @@ import numpy as np
 import pandas as pd
 
 from matcher.eligibility import KIND, KIND_CODES, Pairs, pair_distance
-from matcher.features import skill_overlap
 from matcher.errors import MatcherError
+from matcher import ranking
 from matcher.ranking import Engine, place_name
 
 PLAN_COLUMNS = ["household_id", "worker_id", "job_id", "score", "tier", "subsidy_yuan"]
@@ -671,9 +671,8 @@ def score_pairs(engine: Engine, w: np.ndarray, j: np.ndarray):
     the workers again. A test pins it to ``Engine.score``."""
     kind = engine.J.kind[j]
     d = np.where(kind == KIND["out_of_county"], np.nan, pair_distance(engine.W, engine.J, w, j))
-    p = Pairs(w, j, d)
-    covered, _ = skill_overlap(engine.W, engine.J, p)
-    return engine.model.score(engine.model.matrix(engine.W, engine.J, p, covered)), d, covered
+    sc = ranking.score_pairs(engine.model, engine.W, engine.J, Pairs(w, j, d))
+    return sc.score, d, sc.covered
 
 
 def _fill_scores(engine: Engine, arcs: Arcs) -> Arcs:

@@ -34,7 +34,6 @@ class Settings:
     dask_scheduler: str | None = None      # recommend and allocate on a Dask cluster (SPEC section 9)
     # Honour X-Forwarded-Proto (session cookies marked Secure behind an HTTPS proxy) only when told to.
     trust_proxy: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def _int(env: dict, name: str, default: int) -> int:

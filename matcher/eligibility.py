@@ -235,11 +235,15 @@ class JobArrays:
 
     def __post_init__(self) -> None:
         _prepared(self)
+        self.n_requires = np.bitwise_count(np.asarray(self.requires, np.int64).astype(np.uint64)).astype(np.int64)
+        self._index()
+
+    def _index(self) -> None:
+        """What is computed over every job at once: the two spatial indexes and the ranks of the ids."""
         home = np.asarray(self.kind) == KIND["workshop_home"]
         lat = np.where(np.asarray(self.kind) == KIND["out_of_county"], np.nan, self.lat)
         self.near_index = JobIndex(np.where(home, np.nan, lat), self.lon)
         self.home_index = JobIndex(np.where(home, lat, np.nan), self.lon)
-        self.n_requires = np.bitwise_count(np.asarray(self.requires, np.int64).astype(np.uint64)).astype(np.int64)
         ids = np.asarray(self.ids).astype(str)
         self.id_rank = np.empty(len(ids), np.int64)
         self.id_rank[np.argsort(ids, kind="stable")] = np.arange(len(ids))
@@ -371,6 +375,55 @@ def candidate_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, rows: np.ndar
         return p
     order = np.argsort(p.w * np.int64(len(J)) + p.j)     # by worker, then job: one int64 key
     return p.take(order)
+
+
+def job_pairs(W: WorkerArrays, J: JobArrays, policy: Policy, jobs: np.ndarray) -> Pairs:
+    """Every eligible pair of the given job rows, by job then worker: the same pairs
+    :func:`candidate_pairs` finds from the workers' side (the same distances, the same masks).
+
+    Each located job is compared with the available workers within the larger of their commute and
+    the home-work delivery reach; an out-of-county job with every available worker.
+    """
+    avail = np.flatnonzero(W.available)
+    parts = []
+    for j in np.asarray(jobs, dtype=np.int64):
+        if not J.open[j] or not len(avail):
+            continue
+        if J.kind[j] == KIND["out_of_county"]:
+            parts.append(Pairs(avail, np.full(len(avail), j, np.int64), np.full(len(avail), np.nan)))
+            continue
+        if not (np.isfinite(J.lat[j]) and np.isfinite(J.lon[j])):
+            continue
+        d = pair_distance(W, J, avail, np.full(len(avail), j, np.int64))
+        near = np.flatnonzero(d <= np.maximum(W.commute_km[avail], policy.commute.home_delivery_km) + 1e-6)
+        parts.append(Pairs(avail[near], np.full(len(near), j, np.int64), d[near]))
+    p = Pairs.concat(parts)
+    return p.take(eligible_mask(W, J, p, policy)) if len(p) else p
+
+
+def with_rows(arrays, sub, rows: np.ndarray):
+    """``arrays`` (WorkerArrays or JobArrays) with rows ``rows`` replaced by the rows of ``sub`` (built the same
+    way, one row per entry of ``rows``); a row equal to the length or beyond appends. Every per-row field is
+    copied, never changed in place, so the arrays a request holds stay as they were. Fields computed over
+    all rows at once (the jobs' spatial indexes, the id ranks) are computed again."""
+    import copy
+    import dataclasses
+    rows = np.asarray(rows, dtype=np.int64)
+    n_old = len(arrays)
+    n_new = max(n_old, int(rows.max()) + 1) if len(rows) else n_old
+    take = np.arange(n_new)          # positions in old rows followed by sub's rows
+    take[rows] = n_old + np.arange(len(rows))
+    out = copy.copy(arrays)
+    for f in dataclasses.fields(arrays):
+        v = getattr(arrays, f.name)
+        if isinstance(v, pd.DataFrame):
+            both = pd.concat([v, sub.frame], ignore_index=True)
+            setattr(out, f.name, both.iloc[take].reset_index(drop=True))
+        elif isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == n_old and f.name != "id_rank":
+            setattr(out, f.name, np.concatenate([v, getattr(sub, f.name).astype(v.dtype, copy=False)])[take])
+    if isinstance(out, JobArrays):
+        out._index()
+    return out
 
 
 def explain(W: WorkerArrays, J: JobArrays, w: int, j: int, policy: Policy) -> list[str]:

@@ -61,11 +61,6 @@ class NotFound(MatcherError):
     code = "not_found"
 
 
-class Conflict(MatcherError):
-    status = 409
-    code = "conflict"
-
-
 # The bidirectional marks, overrides and isolates (U+202E...): they make text display in another order
 # than it is stored. Refused in text fields (matcher.schema, matcher.api.schemas), escaped in logs.
 BIDI_CONTROLS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from matcher.eligibility import KIND, KIND_CODES, JobArrays, Pairs, WorkerArrays, candidate_pairs
+from matcher.eligibility import KIND, KIND_CODES, JobArrays, Pairs, WorkerArrays, candidate_pairs, job_pairs
 from matcher.features import FEATURE_INDEX, skill_overlap
 from matcher.model import MatchModel
 from matcher.policy import Policy
@@ -51,18 +51,109 @@ def place_name(code: str) -> str:
 
 @dataclass
 class Scored:
-    """Eligible pairs with their scores, sorted by worker then best first (market before welfare)."""
+    """Eligible pairs with their scores, sorted by worker then best first (market before welfare);
+    ``retention`` (P(still employed after 6 months)) when asked for and the model has a retention scorer."""
 
     pairs: Pairs
     score: np.ndarray
     covered: np.ndarray
+    retention: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def take(self, idx) -> "Scored":
+        return Scored(self.pairs.take(idx), self.score[idx], self.covered[idx],
+                      None if self.retention is None else self.retention[idx])
+
+    @staticmethod
+    def concat(parts: list["Scored"]) -> "Scored":
+        parts = [p for p in parts if len(p)] or parts[:1]
+        if not parts:
+            return Scored(Pairs.concat([]), np.zeros(0), np.zeros(0, np.int64))
+        retention = None if any(p.retention is None for p in parts) else np.concatenate([p.retention for p in parts])
+        return Scored(Pairs.concat([p.pairs for p in parts]), np.concatenate([p.score for p in parts]),
+                      np.concatenate([p.covered for p in parts]), retention)
 
 
-def order_scored(J, p, s, covered) -> "Scored":
+def score_pairs(model: MatchModel, W: WorkerArrays, J: JobArrays, p: Pairs, threads: int = 1,
+                retention: bool = False) -> Scored:
+    """The one way from eligible pairs to scores: covered skills, the model's feature matrix, P(hire), and
+    with ``retention`` P(retained 6 months) from the same matrix. Pairs keep their order. Ranking,
+    allocation, the API and the service's score table all score through here."""
+    covered, _ = skill_overlap(W, J, p)
+    X = model.matrix(W, J, p, covered)
+    s = model.score(X, threads=threads)
+    r = None
+    if retention and model.retain is not None:
+        r = model.retention(X) if len(p) else np.zeros(0)
+    return Scored(p, s, covered, r)
+
+
+def order_scored(J, sc: Scored) -> Scored:
     """Pairs in the engine's order: by worker, market before welfare, best score first, job_id on ties."""
+    p = sc.pairs
     welfare = J.kind[p.j] == WELFARE
-    order = np.lexsort((J.id_rank[p.j], -s, welfare, p.w))
-    return Scored(p.take(order), s[order], covered[order])
+    return sc.take(np.lexsort((J.id_rank[p.j], -sc.score, welfare, p.w)))
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """Every eligible pair of a world scored once, grouped by worker row: worker ``w``'s pairs are
+    ``scored`` rows ``bounds[w]:bounds[w + 1]`` (in no order within the worker; :meth:`rows` orders them).
+
+    Built whole by :meth:`build`; :meth:`changed` gives the table of a world where some worker and job
+    rows changed, rescoring only the pairs that touch them.
+    """
+
+    scored: Scored
+    bounds: np.ndarray
+
+    @classmethod
+    def grouped(cls, sc: Scored, n_workers: int) -> "ScoreTable":
+        sc = sc.take(np.argsort(sc.pairs.w, kind="stable"))
+        return cls(sc, np.searchsorted(sc.pairs.w, np.arange(n_workers + 1)))
+
+    @classmethod
+    def build(cls, W: WorkerArrays, J: JobArrays, model: MatchModel, policy: Policy) -> "ScoreTable":
+        p = candidate_pairs(W, J, policy)
+        return cls.grouped(score_pairs(model, W, J, p, retention=True), len(W))
+
+    def __len__(self) -> int:
+        return len(self.scored)
+
+    def rows(self, J: JobArrays, rows: np.ndarray) -> Scored:
+        """The pairs of worker ``rows`` in the engine's order, as :meth:`Engine.score` gives them."""
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        b = self.bounds
+        idx = np.concatenate([np.arange(b[r], b[r + 1]) for r in rows]) if len(rows) else np.zeros(0, np.int64)
+        return order_scored(J, self.scored.take(idx))
+
+    def changed(self, W: WorkerArrays, J: JobArrays, model: MatchModel, policy: Policy,
+                workers: np.ndarray, jobs: np.ndarray) -> "ScoreTable":
+        """The table over the new arrays W and J, in which worker rows ``workers`` and job rows ``jobs`` changed
+        (or were added): their old pairs are dropped, their pairs in the new world scored and put in."""
+        workers = np.unique(np.asarray(workers, dtype=np.int64))
+        jobs = np.unique(np.asarray(jobs, dtype=np.int64))
+        old = self.scored
+        drop = np.isin(old.pairs.w, workers) | np.isin(old.pairs.j, jobs)
+        kept = old.take(np.flatnonzero(~drop)) if drop.any() else old
+        fresh = [candidate_pairs(W, J, policy, workers, ordered=False)] if len(workers) else []
+        if len(jobs):
+            p = job_pairs(W, J, policy, jobs)
+            fresh.append(p.take(~np.isin(p.w, workers)))
+        p = Pairs.concat(fresh)
+        if not len(p):
+            return ScoreTable(kept, np.searchsorted(kept.pairs.w, np.arange(len(W) + 1)))
+        new = score_pairs(model, W, J, p, retention=old.retention is not None)
+        new = new.take(np.argsort(new.pairs.w, kind="stable"))
+        at = np.searchsorted(kept.pairs.w, new.pairs.w, side="right")
+        ins = lambda a, b: np.insert(a, at, b)       # noqa: E731 - the same insertion for every column
+        merged = Scored(Pairs(ins(kept.pairs.w, new.pairs.w), ins(kept.pairs.j, new.pairs.j),
+                              ins(kept.pairs.distance_km, new.pairs.distance_km)),
+                        ins(kept.score, new.score), ins(kept.covered, new.covered),
+                        None if old.retention is None else ins(kept.retention, new.retention))
+        return ScoreTable(merged, np.searchsorted(merged.pairs.w, np.arange(len(W) + 1)))
 
 
 @dataclass
@@ -107,10 +198,15 @@ def failed_referrals_text(n: int) -> str:
 class Engine:
     """Scores and ranks eligible jobs for workers of one world (or a slice of one)."""
 
-    def __init__(self, workers: WorkerArrays, jobs: JobArrays, model: MatchModel, policy: Policy):
-        self.W, self.J, self.model, self.policy = workers, jobs, model, policy
+    def __init__(self, workers: WorkerArrays, jobs: JobArrays, model: MatchModel, policy: Policy,
+                 table: ScoreTable | None = None, rows: dict[str, int] | None = None,
+                 job_rows: dict[str, int] | None = None):
+        """``table``: every pair of these arrays already scored (:class:`ScoreTable`), read instead of scoring;
+        ``rows`` and ``job_rows``: worker id -> row and job id -> row, when the caller has them."""
+        self.W, self.J, self.model, self.policy, self.table = workers, jobs, model, policy, table
         self._subsidy = np.array([getattr(policy.subsidy, k) for k in KIND_CODES], dtype=np.int64)
-        self._row = {wid: i for i, wid in enumerate(workers.ids)}
+        self._row = rows if rows is not None else {wid: i for i, wid in enumerate(workers.ids)}
+        self._job_row = job_rows
 
     @classmethod
     def build(cls, world: World, model: MatchModel, policy: Policy, jobs: JobArrays | None = None,
@@ -121,19 +217,26 @@ class Engine:
                                referrals=world.referrals, jobs=world.jobs, today=today)
         return cls(W, J, model, policy)
 
+    def row_of(self, worker_id: str) -> int | None:
+        """The worker's row in the arrays, None when it is not one of them."""
+        return self._row.get(worker_id)
+
     # -- scoring --------------------------------------------------------------------------
 
-    def score(self, rows: np.ndarray | None = None, threads: int = 1, ordered: bool = True) -> Scored:
+    def score(self, rows: np.ndarray | None = None, threads: int = 1, ordered: bool = True,
+              retention: bool = False) -> Scored:
         """Every eligible pair of the rows with its score, in the engine's order (by worker; market before
         welfare; best score first; job_id on ties). ``ordered=False`` skips the ordering, for callers that
-        need only the set (the exact city-wide plan); ``threads`` is for batch jobs (MatchModel.score)."""
+        need only the set (the exact city-wide plan); ``threads`` is for batch jobs (MatchModel.score);
+        ``retention`` adds each pair's retention (when the model has a retention scorer). With a score
+        table the pairs are read from it, not scored again."""
+        if self.table is not None:
+            if rows is not None:
+                return self.table.rows(self.J, rows)
+            return order_scored(self.J, self.table.scored) if ordered else self.table.scored
         p = candidate_pairs(self.W, self.J, self.policy, rows, ordered=ordered)
-        covered, _ = skill_overlap(self.W, self.J, p)
-        X = self.model.matrix(self.W, self.J, p, covered)
-        s = self.model.score(X, threads=threads)
-        if not ordered:
-            return Scored(p, s, covered)
-        return order_scored(self.J, p, s, covered)
+        sc = score_pairs(self.model, self.W, self.J, p, threads=threads, retention=retention)
+        return order_scored(self.J, sc) if ordered else sc
 
     def subsidy(self, j: np.ndarray) -> np.ndarray:
         return self._subsidy[self.J.kind[j]]
@@ -147,6 +250,9 @@ class Engine:
                 j = int(sc.pairs.j[i])
                 item["contention"] = float(contention.price[j])
                 item["plan_assigned"] = int(contention.assigned[j])
+        if sc.retention is not None:
+            for item, i in zip(items, idx):
+                item["retention_6m"] = round(float(sc.retention[i]), 4)
         return items
 
     def _ordered(self, sc: Scored, idx: np.ndarray, contention: Contention | None, order: str) -> np.ndarray:
@@ -157,18 +263,6 @@ class Engine:
         j = sc.pairs.j[idx]
         shown = np.array([round(float(x), 4) for x in sc.score[idx]])
         return idx[np.lexsort((self.J.id_rank[j], -(shown - contention.price[j])))]
-
-    def _add_retention(self, sc: Scored, members: list[dict]) -> None:
-        """Six-month retention for the items shown, in one call, never for every candidate pair."""
-        if self.model.retain is None:
-            return
-        items = [it for m in members for key in ("matches", "fallback") for it in m[key]]
-        if not items:
-            return
-        idx = np.array([it.pop("_row") for it in items], dtype=np.int64)
-        r = self.model.retention(self.model.matrix(self.W, self.J, sc.pairs.take(idx), sc.covered[idx]))
-        for item, value in zip(items, r):
-            item["retention_6m"] = round(float(value), 4)
 
     def _item(self, sc: Scored, i: int) -> dict:
         W, J = self.W, self.J
@@ -187,8 +281,6 @@ class Engine:
             "subsidy_yuan": int(self._subsidy[J.kind[j]]),
             "reasons": self.reasons(w, j, float(d), int(sc.covered[i]), float(sc.score[i])),
         }
-        if self.model.retain is not None:
-            item["_row"] = i
         return item
 
     def reasons(self, w: int, j: int, distance: float, covered: int, score: float) -> list[str]:
@@ -243,10 +335,8 @@ class Engine:
         plan's ``contention`` each item carries its job's price, and ``order="plan"`` ranks by
         ``score - contention``."""
         w = self._row[worker_id]
-        sc = self.score(np.array([w]))
-        out = self._member(w, sc, k, contention, order)
-        self._add_retention(sc, [out])
-        return out
+        sc = self.score(np.array([w]), retention=True)
+        return self._member(w, sc, k, contention, order)
 
     def _member(self, w: int, sc: Scored, k: int, contention: Contention | None = None,
                 order: str = "score") -> dict:
@@ -344,9 +434,9 @@ class Engine:
         ``order`` as for :meth:`worker_matches` (the plan then picks among the members' first options in
         that order)."""
         rows = np.flatnonzero(self.W.household == household_id)
-        sc = self.score(rows)
+        rows = rows[np.argsort(self.W.ids[rows].astype(str), kind="stable")]    # members by id, wherever added
+        sc = self.score(rows, retention=True)
         members = [self._member(int(w), sc, k, contention, order) for w in rows]
-        self._add_retention(sc, members)
         plan = self.plan(rows, members)
         return {"household_id": household_id, "plan": plan, "members": members}
 
@@ -366,10 +456,12 @@ class Engine:
                 if opts:
                     seekers.append((w, m["worker_id"], opts))
         if seekers:
+            if self._job_row is None:
+                self._job_row = {str(jid): i for i, jid in enumerate(J.ids)}
             free = {}
             for _, _, opts in seekers:
                 for o in opts:
-                    free[o["job_id"]] = int(J.free[np.flatnonzero(J.ids == o["job_id"])[0]])
+                    free[o["job_id"]] = int(J.free[self._job_row[o["job_id"]]])
             best, best_key = None, None
             first = [0] * len(seekers)
             demand: dict[str, int] = {}

@@ -217,10 +217,7 @@ def truth_of(world_dir):
     """The generator's hidden process for a folder it made, else None (then the model's scores are used)."""
     if world_dir is None:
         return None
-    try:
-        from matcher.generate import load_truth
-    except ImportError:           # a build without the generator's truth
-        return None
+    from matcher.generate import load_truth
     return load_truth(world_dir)
 
 

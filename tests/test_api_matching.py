@@ -20,16 +20,15 @@ def learned_model(trained_model_dir):
 def test_precomputed_scores_give_exactly_the_engines_answers(small_world, learned_model):
     import numpy as np
 
-    from matcher.api.runtime import make_ranker
     from matcher.policy import load_policy
-    from matcher.ranking import Engine
+    from matcher.ranking import Engine, ScoreTable
     policy = load_policy()
     base = Engine.build(small_world, learned_model, policy)
-    ranker = make_ranker(base.W, base.J, learned_model, policy)
     households = np.random.default_rng(0).choice(small_world.households["household_id"], 60, replace=False)
-    before = [ranker.household_matches(h, 10) for h in households]   # on demand
-    ranker.precompute()
-    assert ranker._all is not None
+    before = [Engine(base.W, base.J, learned_model, policy).household_matches(h, 10) for h in households]
+    table = ScoreTable.build(base.W, base.J, learned_model, policy)
+    assert len(table) > 0 and table.scored.retention is not None
+    ranker = Engine(base.W, base.J, learned_model, policy, table)
     after = [ranker.household_matches(h, 10) for h in households]
     expected = [base.household_matches(h, 10) for h in households]
     assert json.dumps(after, sort_keys=True) == json.dumps(expected, sort_keys=True)
@@ -55,13 +54,12 @@ def test_the_service_answers_the_generated_world_like_the_engine(tmp_path, small
 
 
 def test_remembered_answers_are_bounded_and_forgotten_oldest_first(api, monkeypatch):
-    from matcher.api.runtime import WorldCache
-    monkeypatch.setattr(WorldCache, "MAX_ANSWER_BYTES", 1)
+    from matcher import snapshot
+    monkeypatch.setattr(snapshot, "MAX_ANSWER_BYTES", 1)
     first = api.get("/api/v1/households/H-A/matches", as_="volunteer").get_data()
     assert api.get("/api/v1/households/H-B/matches", as_="volunteer").status_code == 200
-    rt = api.app.extensions["matcher"]
-    ranker = rt.world.engine(rt.engine, rt.policy, rt.models.current)
-    assert list(ranker.answers) == [] and ranker.answer_bytes == 0
+    snap = api.app.extensions["matcher"].snapshots.peek()
+    assert len(snap.answers) == 0 and snap.answers.currsize == 0
     assert api.get("/api/v1/households/H-A/matches", as_="volunteer").get_data() == first
 
 

@@ -418,27 +418,31 @@ def test_a_model_path_that_does_not_exist_is_not_ready(tmp_path, prior_model_dir
 
 # -- a stream of changes ---------------------------------------------------------------------------
 
-def test_a_stream_of_posts_and_hires_does_not_pile_up_background_scoring(tmp_path, prior_model_dir, monkeypatch):
-    """Every store change makes a new ranker; only the newest is scored, by one thread, once changes settle.
+def test_a_stream_of_posts_keeps_one_score_table_up_to_date(tmp_path, prior_model_dir):
+    """Every pair is scored once, in the background; each post then rescores only the pairs of its job.
 
-    Each scoring takes about a second of CPU on the default world; one started per change starved the
-    requests under a stream of posts and hires (bench/load.md).
+    A whole scoring per change (a second of CPU each on the default world) starved the requests under a
+    stream of posts and hires (bench/load.md).
     """
-    from matcher.api.runtime import WorldCache
-    # Long enough that one post and one read (a rebuild and a fresh answer) never take it on a busy
-    # machine: at 0.3 s a pause in the whole suite once let a stale ranker settle and be scored.
-    monkeypatch.setattr(WorldCache, "SETTLE_SECONDS", 1.0)
+    from matcher.ranking import Engine
     api = make_api(f"sqlite:///{tmp_path / 'stream.db'}", tmp_path, prior_model_dir, PRECOMPUTE_SCORES=True)
-    world = api.app.extensions["matcher"].world
-    rankers = []
+    holder = api.app.extensions["matcher"].snapshots
     for i in range(12):
         assert api.post("/api/v1/jobs", as_="recruiter", json=dict(JOB, job_id=f"J-STREAM{i}")).status_code == 201
-        assert api.get("/api/v1/households/H-A/matches", as_="volunteer").status_code == 200
-        rankers.append(next(iter(world._engines.values())))
-    assert len({id(r) for r in rankers}) == 12          # one ranker per change
+        got = api.get("/api/v1/households/H-A/matches", as_="volunteer").get_json()
+        snap = holder.peek()
+        assert f"J-STREAM{i}" in snap.job_rows and got["household_id"] == "H-A"
     deadline = time.monotonic() + 20
-    while rankers[-1]._all is None and time.monotonic() < deadline:
+    while holder.peek().table is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert rankers[-1]._all is not None                # the newest was scored once changes settled
-    assert all(r._all is None for r in rankers[:-1])   # none of the stale ones was
+    snap = holder.peek()
+    assert snap.table is not None                      # scored once, then kept up to date
+    on_demand = Engine(snap.W, snap.J, snap.model, snap.policy)
+    assert snap.ranker.household_matches("H-A", 10) == on_demand.household_matches("H-A", 10)
+    assert api.post("/api/v1/jobs", as_="recruiter", json=dict(JOB, job_id="J-STREAM-LAST")).status_code == 201
+    api.get("/api/v1/households/H-A/matches", as_="volunteer")
+    after = holder.peek()
+    assert after.table is not None and after.revision > snap.revision    # no whole scoring for a post
+    assert after.ranker.household_matches("H-A", 10) == \
+        Engine(after.W, after.J, after.model, after.policy).household_matches("H-A", 10)
     api.app.extensions["matcher"].dispose()

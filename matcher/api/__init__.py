@@ -40,7 +40,7 @@ def _settings_config() -> dict:
         "LOAD_MODEL": True,
         # Audit entries are written in batches this often (0: before each answer); see runtime.AuditWriter.
         "AUDIT_FLUSH_SECONDS": 0.25,
-        # Score every eligible pair once per change, in the background; see runtime.make_ranker.
+        # Score every eligible pair once per model, in the background; see runtime.SnapshotHolder.
         "PRECOMPUTE_SCORES": True,
     }
 

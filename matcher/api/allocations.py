@@ -11,8 +11,9 @@ import json
 import numpy as np
 from flask import Blueprint, g
 
+from matcher import allocation, snapshot
 from matcher.api.auth import audit, scope_villages
-from matcher.api.errors import APIError, not_found
+from matcher.api.errors import not_found
 from matcher.api.openapi import Reply, endpoint
 from matcher.api.runtime import runtime
 from matcher.api.schemas import Allocation, AllocationIn
@@ -54,13 +55,12 @@ def village_summary(plan: dict) -> dict:
           body=AllocationIn, response=Allocation, status=201, errors=(503,),
           response_headers={"Location": "the stored plan's URL"})
 def post_allocation(body: AllocationIn):
-    try:
-        from matcher import allocation
-    except ImportError:
-        raise APIError(501, "not_implemented", "city-wide allocation is not available in this build") from None
     rt = runtime()
-    loaded = rt.models.require()
-    plan = allocation.allocate(rt.world.engine(rt.engine, rt.policy, loaded), prices=True)
+    snap = rt.snapshot()
+    if not snap.in_id_order:          # rows added since the last whole build: plan on the world as a build orders it
+        snap = snapshot.build(rt.engine, rt.policy, snap.loaded)
+    loaded = snap.loaded
+    plan = allocation.allocate(snap.ranker, prices=True)
     summary = json.loads(json.dumps(dict(plan.summary, note=body.note), default=_plain))
     if plan.prices is not None:       # contention for the match items (SPEC section 8), not shown with the plan
         p = plan.prices

@@ -23,6 +23,7 @@ from pathlib import Path
 from flask import Flask, current_app, g, request
 
 from matcher.api.errors import APIError, not_found
+from matcher.api.parsing import check_size, operation_for
 
 log = logging.getLogger("matcher.api")
 
@@ -153,33 +154,6 @@ def _bearer() -> str | None:
     return token.strip()
 
 
-def _too_large(limit: int) -> APIError:
-    return APIError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
-
-
-def _check_size(limit: int) -> None:
-    """Refuse a declared length beyond ``limit`` before reading anything, and cap what is read.
-
-    A body with no Content-Length (chunked) is read at most ``limit + 1`` bytes: werkzeug stops
-    quietly at its maximum, so one byte more is how :func:`read_body` tells a body that is too
-    large from one that is exactly the limit, instead of taking the first ``limit`` bytes for the
-    whole body.
-    """
-    g.body_limit = limit
-    request.max_content_length = limit + 1
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(limit)
-
-
-def read_body(cache: bool = True) -> bytes:
-    """The request body, never more than this endpoint's limit (else a 413)."""
-    data = request.get_data(cache=cache)
-    limit = g.get("body_limit")
-    if limit is not None and len(data) > limit:
-        raise _too_large(limit)
-    return data
-
-
 SESSION_COOKIE = "matcher_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -245,11 +219,10 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _authenticate():
-        from matcher.api.openapi import operation_for
         from matcher.api.runtime import runtime
         op = operation_for(request.endpoint)
         cfg = current_app.config
-        _check_size(int(cfg["MAX_CSV_BYTES"]) if op is not None and op.csv else int(cfg["MAX_JSON_BYTES"]))
+        check_size(int(cfg["MAX_CSV_BYTES"]) if op is not None and op.csv else int(cfg["MAX_JSON_BYTES"]))
         if not request.path.startswith("/api/"):
             return None
         if op is not None and op.roles is None:      # signing in

@@ -71,10 +71,6 @@ def not_found(what: str = "resource") -> APIError:
     return APIError(404, "not_found", f"no such {what}")
 
 
-def forbidden(message: str = "this token's role may not do this") -> APIError:
-    return APIError(403, "forbidden", message)
-
-
 def conflict(message: str, field: str | None = None) -> APIError:
     return APIError(409, "conflict", message, field)
 

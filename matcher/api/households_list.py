@@ -44,10 +44,7 @@ MAX_IDS = 100
 
 @lru_cache(maxsize=1)
 def _county_names() -> dict[str, str]:
-    try:
-        from matcher.divisions import counties
-    except ImportError:  # the divisions module is optional for the API: codes then stand for names
-        return {}
+    from matcher.divisions import counties
     return dict(zip(counties()["county_code"], counties()["name"]))
 
 
@@ -345,10 +342,7 @@ def household_detail(engine, household_id: str) -> dict | None:
 
 @lru_cache(maxsize=1)
 def _village_points() -> dict[str, tuple[float, float]]:
-    try:
-        from matcher.divisions import villages
-    except ImportError:
-        return {}
+    from matcher.divisions import villages
     v = villages()
     return {c: (float(a), float(b)) for c, a, b in zip(v["village_code"], v["lat"], v["lon"])}
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 from flask import Response, g, request
 
-from matcher.api.auth import read_body
+from matcher.api.parsing import read_body
 from matcher.api.errors import APIError
 
 HEADER = "Idempotency-Key"

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from matcher import __version__
 from matcher.api import idempotency
-from matcher.api.auth import denied, read_body
-from matcher.api.errors import APIError, HTTP_CODES, bad_request
-from matcher.api.schemas import SERVER_KEPT, ErrorBody
+from matcher.api.auth import denied
+from matcher.api.errors import APIError, HTTP_CODES
+from matcher.api.parsing import body_optional, parse_body, parse_query, read_csv_body
+from matcher.api.schemas import ErrorBody
 
 ROLES = ("volunteer", "recruiter", "evaluator", "admin")
 
@@ -57,84 +58,6 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
-
-
-def _first_error(exc: ValidationError) -> tuple[str, str | None, str]:
-    err = exc.errors(include_url=False)[0]
-    loc = [str(p) for p in err.get("loc", ())]
-    name = ".".join(loc) if loc else None
-    kind = err.get("type", "")
-    msg = err.get("msg", "invalid value")
-    if kind == "extra_forbidden":
-        msg = ("is kept by the server and cannot be sent" if name in SERVER_KEPT
-               else "is not a field of this request")
-    elif kind == "missing":
-        msg = "is required"
-    if isinstance(err.get("ctx"), dict) and "error" in err["ctx"]:
-        msg = str(err["ctx"]["error"])
-    return kind, name, msg
-
-
-def validation_error(exc: ValidationError, where: str = "body") -> APIError:
-    kind, name, msg = _first_error(exc)
-    if kind in ("json_invalid", "json_type"):
-        return bad_request(f"the request body is not valid JSON: {msg}")
-    if kind in ("model_type", "dict_type") and not name:
-        return bad_request(f"the request {where} must be a JSON object")
-    text = f"{name}: {msg}" if name else msg
-    return APIError(422, "invalid_value", text, name)
-
-
-def body_optional(model: type[BaseModel]) -> bool:
-    """A body whose every field is optional may be left out whole."""
-    return not any(f.is_required() for f in model.model_fields.values())
-
-
-def parse_body(model: type[BaseModel]) -> BaseModel:
-    if body_optional(model) and not request.mimetype and not read_body(cache=True).strip():
-        return model()              # no body at all: every field takes its default
-    if not request.mimetype or not (request.mimetype == "application/json" or request.mimetype.endswith("+json")):
-        raise APIError(415, "unsupported_media_type", "send the body as application/json")
-    raw = read_body(cache=True)
-    if not raw.strip():
-        raise bad_request("the request body is empty; expected a JSON object")
-    try:
-        # Strict: a JSON string or boolean is not an integer ("3", true), nor "yes" a boolean.
-        return model.model_validate_json(raw, strict=True)
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-
-
-CSV_TYPES = ("text/csv", "application/csv", "text/plain")
-
-
-def read_csv_body() -> bytes:
-    if request.mimetype not in CSV_TYPES:
-        raise APIError(415, "unsupported_media_type", "send the file as text/csv")
-    data = read_body(cache=False)
-    if not data.strip():
-        raise bad_request("the request body is empty; expected a CSV file with a header row")
-    return data
-
-
-_INTEGER = re.compile(r"-?[0-9]+")
-
-
-def _integer_field(info) -> bool:
-    return info.annotation is int or (getattr(info.annotation, "__args__", None) or ()) == (int, type(None))
-
-
-def parse_query(model: type[BaseModel]) -> BaseModel:
-    args = {k: request.args.get(k) for k in request.args.keys() if k in model.model_fields}
-    for name, value in args.items():
-        # An integer is written as one: not 5.0, +5, " 5 " or 5_0, which a lax parse would take.
-        if _integer_field(model.model_fields[name]) and not _INTEGER.fullmatch(value):
-            raise APIError(422, "invalid_value", f"{name}: expected an integer written in digits, got {value!r}", name)
-    try:
-        return model.model_validate(args)
-    except ValidationError as exc:
-        _, name, msg = _first_error(exc)
-        raise APIError(422, "invalid_value", f"{name}: {msg}" if name else msg, name) from None
 
 
 def _dump(model: type[BaseModel] | None, body: Any):
@@ -192,13 +115,6 @@ def endpoint(bp: Blueprint, rule: str, method: str = "GET", *, summary: str, des
         return view
 
     return deco
-
-
-def operation_for(endpoint_name: str | None) -> Operation | None:
-    if not endpoint_name:
-        return None
-    view = current_app.view_functions.get(endpoint_name)
-    return getattr(view, "operation", None)
 
 
 # -- the document ----------------------------------------------------------------------------
@@ -432,18 +348,12 @@ DOCS_INIT = """window.onload = function () {
 
 
 def _swagger_dir():
-    try:
-        from swagger_ui_bundle import swagger_ui_path
-    except ImportError:
-        return None
+    from swagger_ui_bundle import swagger_ui_path
     return str(swagger_ui_path)
 
 
 @bp.get("/docs")
 def docs():
-    if _swagger_dir() is None:
-        raise APIError(503, "docs_unavailable", "interactive docs need the swagger-ui-bundle package; "
-                                                "the document itself is at /openapi.json")
     return Response(DOCS_PAGE.format(static="/docs/static"), mimetype="text/html")
 
 
@@ -454,7 +364,4 @@ def docs_init():
 
 @bp.get("/docs/static/<path:filename>")
 def docs_static(filename):
-    root = _swagger_dir()
-    if root is None:
-        raise APIError(404, "not_found", "no such file")
-    return send_from_directory(root, filename, max_age=3600)
+    return send_from_directory(_swagger_dir(), filename, max_age=3600)

@@ -1,9 +1,9 @@
-"""What one service process holds: its database engine, the policy, the model, the prepared jobs.
+"""What one service process holds: its database engine, the policy, the model, the current snapshot.
 
 Everything here is per process. The database engine is made lazily in the process that uses it
-(never carried across gunicorn's fork). The prepared arrays of every job and worker are rebuilt
-only when the store's fingerprint changes, so a vacancy posted through any worker process shows
-in the next match request of every process. A model reload in one process is written to a
+(never carried across gunicorn's fork). The world's arrays and scores are a snapshot
+(:mod:`matcher.snapshot`) that follows the store's change log, so a vacancy posted through any worker
+process shows in the next match request of every process. A model reload in one process is written to a
 small file in the instance folder; the other processes see the file change and load the
 same artifact before their next request. Audit entries are written by a background thread.
 """
@@ -16,18 +16,14 @@ import json
 import logging
 import os
 import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy.engine import Engine
 
-from matcher.eligibility import JobArrays
 from matcher.errors import ModelError
 from matcher.policy import Policy, load_policy
-from matcher.skills import SkillIndex
 
 log = logging.getLogger("matcher.api")
 
@@ -178,174 +174,104 @@ class ModelHolder:
         return loaded
 
 
-class WorldCache:
-    """Every job and every worker as prepared arrays, and the ranking engine over them.
+class SnapshotHolder:
+    """This process's current :class:`matcher.snapshot.Snapshot`, following the store and the model in use.
 
-    Rebuilt only when the store's fingerprint changes (one cheap query per request: counts of
-    households and workers, and the jobs' count, revisions, filled and open). A hire raises the
-    job's revision, so the worker it employs is seen too. The engine is cached per model.
+    Each request asks for the current snapshot once (:meth:`current`): one cheap query reads the store's
+    revision (the newest row of its change log); when another write came since, from this process or
+    any other, the changes since are read and applied to the snapshot (only the rows they name), so a
+    write is in the very next answer of every process. Until every pair of a snapshot's line has been
+    scored (by one background thread per process, then brought up to date with the changes made in the
+    meantime), answers are scored on demand: the same answers, a little later.
     """
-
-    MAX_ANSWER_BYTES = 64 << 20     # remembered answers per process (a household's is 5-30 kB)
-    # Every pair is scored in the background once the store has stayed unchanged this long, by one
-    # thread per process: under a stream of posts and hires a new scoring per change (a second of
-    # CPU each, none of them finished before the next change) starved the requests themselves.
-    SETTLE_SECONDS = 1.0
 
     def __init__(self, precompute: bool = True):
         self.precompute = precompute
         self._lock = threading.Lock()
-        self._state: tuple | None = None     # (version, (J, W)), replaced whole
-        self._engines: dict = {}
-        self._wanted: tuple | None = None    # (when it was made, the ranker to score in the background)
+        self._snap = None
+        self._wanted = None               # the snapshot whose pairs the background thread should score
         self._wake = threading.Event()
         self._scorer_pid: int | None = None
 
-    def arrays(self, engine: Engine, policy: Policy):
-        from matcher.eligibility import WorkerArrays
+    def peek(self):
+        """The snapshot as it is, without asking the store (None before the first request)."""
+        return self._snap
+
+    def current(self, store: Engine, policy: Policy, loaded: "LoadedModel"):
+        from matcher import snapshot
         from matcher.store import queries
-        from matcher.store.io import read_table
-        version = queries.world_version(engine)
-        state = self._state
-        if state is not None and state[0] == version:
-            return state
+        revision = queries.revision(store)
+        snap = self._snap
+        if snap is not None and snap.revision == revision and snap.loaded is loaded:
+            return snap
         with self._lock:
-            state = self._state
-            if state is not None and state[0] == version:
-                return state
-            # The version is read before the rows, so the rows are at least as new as the key.
-            J = JobArrays.build(read_table(engine, "jobs"), SkillIndex())
-            W = WorkerArrays.build(read_table(engine, "workers"), read_table(engine, "households"), policy,
-                                   J.skill_index, J.words, referrals=read_table(engine, "referrals"), jobs=J.frame)
-            self._engines = {}
-            self._state = (version, (J, W))
-            return self._state
+            snap = self._snap
+            if snap is None or revision < snap.revision:
+                snap = snapshot.build(store, policy, loaded, revision)
+            else:
+                if snap.loaded is not loaded:
+                    snap = snap.with_model(loaded)
+                if revision > snap.revision:
+                    rows = queries.changes_since(store, snap.revision, snapshot.MAX_CHANGES + 1)
+                    if len(rows) > snapshot.MAX_CHANGES:
+                        snap = snapshot.build(store, policy, loaded, revision)
+                    elif rows:
+                        snap = snap.changed(store, snapshot.Changes.of(rows, int(rows[-1]["id"])))
+            self._snap = snap
+            if snap.table is None and self.precompute:
+                self._schedule(snap)
+            return snap
 
-    def engine(self, engine: Engine, policy: Policy, loaded: "LoadedModel"):
-        version, (J, W) = self.arrays(engine, policy)
-        key = (version, id(loaded.model))
-        ranker = self._engines.get(key)
-        if ranker is None:
-            with self._lock:
-                ranker = self._engines.get(key)
-                if ranker is None:
-                    ranker = make_ranker(W, J, loaded.model, policy)
-                    self._engines = {key: ranker}
-                    if self.precompute:
-                        self._schedule(ranker)
-        return ranker
-
-    def _schedule(self, ranker) -> None:
-        """Have the newest ranker's pairs scored in the background (one thread per process)."""
-        self._wanted = (time.monotonic(), ranker)
+    def _schedule(self, snap) -> None:
+        """Have the snapshot's pairs scored in the background (one thread per process, one line at a time)."""
+        wanted = self._wanted
+        if wanted is not None and wanted.lineage == snap.lineage:
+            return
+        self._wanted = snap
         if self._scorer_pid != os.getpid():
             self._scorer_pid = os.getpid()
             threading.Thread(target=self._score_in_background, name="matcher-scores", daemon=True).start()
         self._wake.set()
 
     def _score_in_background(self) -> None:
+        from matcher import snapshot
         while True:
             self._wake.wait()
             self._wake.clear()
             while (wanted := self._wanted) is not None:
-                wait = wanted[0] + self.SETTLE_SECONDS - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)       # then look again: a newer ranker may have replaced it
-                    continue
-                wanted[1].precompute(lambda: self._wanted is wanted)
-                if self._wanted is wanted:
-                    self._wanted = None
+                try:
+                    table = snapshot.score_every_pair(wanted)
+                except Exception as exc:  # noqa: BLE001 - on-demand scoring still works; say why, no data
+                    log.error("scoring every pair in the background failed: %s", type(exc).__name__)
+                    table = None
+                with self._lock:
+                    cur = self._snap
+                    if table is not None and cur is not None and cur.table is None:
+                        caught_up = cur.catch_up(table, wanted)
+                        if caught_up is not None:
+                            self._snap = cur.with_table(caught_up)
+                    if self._wanted is wanted:
+                        self._wanted = None
 
-    def remember(self, engine: Engine, policy: Policy, loaded: "LoadedModel", key: tuple, compute):
-        """``compute(ranker)`` (bytes), or its answer from before when nothing has changed since.
+    def remember(self, snap, key: tuple, compute):
+        """``compute(snap)`` (bytes), or its answer from before on the same snapshot.
 
-        Answers live on the ranker, which is made anew for every store fingerprint and model,
+        Answers live on the snapshot, which is made anew for every change of the store and the model,
         so a remembered answer is always the one a fresh computation would give.
         """
-        ranker = self.engine(engine, policy, loaded)
-        answers = ranker.answers
+        answers = snap.answers
         hit = answers.get(key)
         if hit is not None:
             return hit
-        value = compute(ranker)
+        value = compute(snap)
         if value is None:
             return None
         with self._lock:
-            answers[key] = value
-            ranker.answer_bytes += len(value)
-            while ranker.answer_bytes > self.MAX_ANSWER_BYTES and answers:
-                ranker.answer_bytes -= len(answers.popitem(last=False)[1])
-        return value
-
-
-def make_ranker(W, J, model, policy):
-    """The ranking engine, able to score every pair once in the background and slice from then on."""
-    import dataclasses
-
-    import numpy as np
-
-    from matcher.eligibility import Pairs
-    from matcher.ranking import Engine as Ranker, Scored
-
-    def _take(value, idx):
-        if isinstance(value, Pairs):
-            return value.take(idx)
-        if isinstance(value, np.ndarray):
-            return value[idx]
-        return value
-
-    class ServiceRanker(Ranker):
-        """:class:`matcher.ranking.Engine` whose scores, once every pair is scored, come from that table.
-
-        Until :meth:`precompute` has finished (or when it is not run), pairs are scored on demand
-        exactly as the base class does; the table gives the same pairs in the same order, since
-        the base class sorts by worker first and a worker's pairs do not depend on other workers.
-        """
-
-        _all: Scored | None = None
-        _bounds: np.ndarray | None = None
-        _retention: np.ndarray | None = None
-
-        def __init__(self, *args):
-            super().__init__(*args)
-            self.answers: OrderedDict = OrderedDict()
-            self.answer_bytes = 0
-
-        def precompute(self, still_wanted=lambda: True) -> None:
-            if not still_wanted():
-                return
             try:
-                sc = Ranker.score(self)
-                retention = None
-                if self.model.retain is not None and len(sc.pairs):
-                    retention = self.model.retention(self.model.matrix(self.W, self.J, sc.pairs, sc.covered))
-            except Exception as exc:  # noqa: BLE001 - on-demand scoring still works; say why, no data
-                log.error("scoring every pair in the background failed: %s", type(exc).__name__)
-                return
-            bounds = np.searchsorted(sc.pairs.w, np.arange(len(self.W) + 1))
-            self._bounds, self._retention, self._all = bounds, retention, sc
-
-        def score(self, rows=None, threads: int = 1, ordered: bool = True):
-            sc, bounds = self._all, self._bounds
-            if sc is None or rows is None:
-                return Ranker.score(self, rows, threads=threads, ordered=ordered)
-            rows = np.unique(np.asarray(rows, dtype=np.int64))
-            idx = np.concatenate([np.arange(bounds[r], bounds[r + 1]) for r in rows]) if len(rows) else \
-                np.zeros(0, np.int64)
-            out = Scored(**{f.name: _take(getattr(sc, f.name), idx) for f in dataclasses.fields(sc)})
-            out._table_rows = idx
-            return out
-
-        def _add_retention(self, sc, members) -> None:
-            table_rows = getattr(sc, "_table_rows", None)
-            if self._retention is None or table_rows is None:
-                return Ranker._add_retention(self, sc, members)
-            for m in members:
-                for key in ("matches", "fallback"):
-                    for item in m[key]:
-                        item["retention_6m"] = round(float(self._retention[table_rows[item.pop("_row")]]), 4)
-
-    return ServiceRanker(W, J, model, policy)
+                answers[key] = value
+            except ValueError:          # larger than the whole cache: answered, not remembered
+                pass
+        return value
 
 
 class AuditWriter:
@@ -404,7 +330,7 @@ class Runtime:
         self.database_url: str = cfg["DATABASE_URL"]
         self.policy: Policy = load_policy(cfg["POLICY_PATH"])
         self.models = ModelHolder(Path(cfg["MODELS_DIR"]), Path(cfg["INSTANCE_DIR"]))
-        self.world = WorldCache(precompute=bool(cfg.get("PRECOMPUTE_SCORES", True)))
+        self.snapshots = SnapshotHolder(precompute=bool(cfg.get("PRECOMPUTE_SCORES", True)))
         self._engine: Engine | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
@@ -424,6 +350,10 @@ class Runtime:
                     self._engine = make_engine(self.database_url, **({"pool_pre_ping": False} if sqlite else {}))
                     self._pid = pid
         return self._engine
+
+    def snapshot(self):
+        """The current snapshot of the store and the model in use (ModelError when there is no model)."""
+        return self.snapshots.current(self.engine, self.policy, self.models.require())
 
     def dispose(self) -> None:
         if self._engine is not None and self._pid == os.getpid():

@@ -23,6 +23,7 @@ from matcher.errors import SchemaError
 from matcher.schema import COLUMNS, FILES, ID_COLUMN, TABLES, World, write_world
 from matcher.store.db import StoreUnavailable, write_connection
 from matcher.store.models import TABLE_ORDER, Base
+from matcher.store.queries import record_change
 
 WORLD_TABLES = ("households", "workers", "jobs", "referrals")
 # (child table, column, parent table, what the error calls the parent)
@@ -157,6 +158,18 @@ def read_rows(engine: Engine, name: str, ids: list[str]) -> pd.DataFrame:
     return frame_from_rows(name, rows)
 
 
+def worker_referrals(engine: Engine, worker_ids: list[str]) -> pd.DataFrame:
+    """The referrals with an outcome of some workers, typed as :func:`read_table` types them."""
+    t = _table("referrals")
+    out = []
+    with engine.connect() as conn:
+        for chunk in _chunks(sorted(set(worker_ids)), 500):
+            stmt = sa.select(*(t.c[c] for c in COLUMNS["referrals"])).where(t.c.worker_id.in_(chunk),
+                                                                           t.c.outcome.is_not(None))
+            out.extend(tuple(r) for r in conn.execute(stmt))
+    return frame_from_rows("referrals", sorted(out, key=lambda r: r[0]))
+
+
 def read_world(engine: Engine) -> World:
     """The stored world as validated frames; referrals without an outcome yet are left out."""
     with _snapshot(engine) as conn, conn.begin():
@@ -288,6 +301,8 @@ def import_world(engine: Engine, world: World | Mapping[str, pd.DataFrame], *,
                         conn.execute(_table(name).insert(), chunk)
                         bar.update(len(chunk))
                     result.inserted[name] = len(new[name])
+            if any(result.inserted.values()):
+                record_change(conn, "world")
     except (sa.exc.IntegrityError, sa.exc.DataError) as exc:
         raise SchemaError(f"the database refused the rows: {_first_line(exc)}",
                           file=FILES.get(current)) from None

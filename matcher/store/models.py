@@ -115,7 +115,7 @@ class Job(Base):
     status: Mapped[str] = mapped_column(sa.String(16), index=True)
     owner: Mapped[str | None] = mapped_column(sa.String(100), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now())
-    # Raised by every change made through the service (migration 0002); see store.queries.jobs_version.
+    # Raised by every change made through the service (migration 0002); the change log (0005) says which.
     revision: Mapped[int] = mapped_column(sa.Integer, default=0, server_default="0")
 
 
@@ -165,6 +165,22 @@ class AuditLog(Base):
     resource_type: Mapped[str | None] = mapped_column(sa.String(32))
     resource_id: Mapped[str | None] = mapped_column(sa.String(64))
     status: Mapped[int | None] = mapped_column(sa.Integer)
+
+
+class Change(Base):
+    """One write to the world, in the same transaction as the write (migration 0005): the store's revision
+    is the newest ``id``. ``worker_id`` and ``job_id`` name the worker and job rows the write touched (a
+    referral's outcome names its worker, a hire its worker and its job); ``table_name`` ``world`` is an
+    import (many rows at once), ``allocations`` a stored plan."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, server_default=sa.func.now())
+    table_name: Mapped[str] = mapped_column(sa.String(32))
+    row_id: Mapped[str | None] = mapped_column(sa.String(64))
+    worker_id: Mapped[str | None] = mapped_column(sa.String(64))
+    job_id: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class Allocation(Base):

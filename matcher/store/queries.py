@@ -18,6 +18,7 @@ from matcher.store.models import Base, utcnow
 T = Base.metadata.tables
 households, workers, jobs, referrals = T["households"], T["workers"], T["jobs"], T["referrals"]
 audit_log, allocations, allocation_rows = T["audit_log"], T["allocations"], T["allocation_rows"]
+changes = T["changes"]
 
 JOB_FIELDS = COLUMNS["jobs"] + ["owner"]
 LIST_COLUMNS = ("skills", "requires")
@@ -35,26 +36,36 @@ def _row(mapping, list_columns=LIST_COLUMNS) -> dict:
     return out
 
 
-# -- versions ------------------------------------------------------------------------------------
+# -- the change log -----------------------------------------------------------------------------
 
-_WORLD_VERSION = sa.text(
-    "SELECT (SELECT count(*) FROM households), (SELECT count(*) FROM workers), count(*), "
-    "coalesce(sum(revision), 0), coalesce(sum(filled), 0), "
-    "coalesce(sum(CASE WHEN status = 'open' THEN 1 ELSE 0 END), 0), "
-    "(SELECT count(outcome) FROM referrals) FROM jobs")
+# Any constant will do: it orders the writers of one PostgreSQL database (see record_change).
+_PG_CHANGES_LOCK = 7_302_115_043
 
 
-def world_version(engine: Engine) -> tuple:
-    """A cheap fingerprint that changes whenever a record is added or a job changed, filled or closed,
-    or a referral's outcome recorded.
+def record_change(conn, table: str, row_id: str | None = None, *, worker_id: str | None = None,
+                  job_id: str | None = None) -> None:
+    """Log a write to the world inside its own transaction ``conn``, naming the worker and job rows it
+    touched. On PostgreSQL the writers take one lock first (held until they commit), so ids are given
+    in the order transactions commit: a process that has seen revision N never misses a change below N."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CHANGES_LOCK})
+    conn.execute(changes.insert().values(at=utcnow(), table_name=table, row_id=row_id, worker_id=worker_id,
+                                         job_id=job_id))
 
-    Rows are only ever added, and every change to a job raises its ``revision``, so the counts
-    and the sum of revisions only grow. Workers change only by being added or by a hire, which
-    raises the job's revision too. An outcome, once recorded, stays, so the count of recorded
-    outcomes only grows (the engine counts failed market referrals from them).
-    """
+
+def revision(engine: Engine) -> int:
+    """The store's revision: the newest change's id (0 before any). One cheap query."""
     with engine.connect() as conn:
-        return tuple(int(v) for v in conn.execute(_WORLD_VERSION).one())
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(changes.c.id), 0))).scalar_one())
+
+
+def changes_since(engine: Engine, after: int, limit: int) -> list[dict]:
+    """The changes after revision ``after``, oldest first, at most ``limit``."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(changes.c.id, changes.c.table_name, changes.c.row_id, changes.c.worker_id,
+                                      changes.c.job_id).where(changes.c.id > after)
+                            .order_by(changes.c.id).limit(limit)).mappings()
+        return [dict(r) for r in rows]
 
 
 # -- jobs ----------------------------------------------------------------------------------------
@@ -92,6 +103,7 @@ def insert_job(engine: Engine, row: dict) -> bool:
     try:
         with write_connection(engine) as conn:
             conn.execute(jobs.insert().values(**row, created_at=utcnow()))
+            record_change(conn, "jobs", row["job_id"], job_id=row["job_id"])
     except sa.exc.IntegrityError:
         return False
     return True
@@ -109,6 +121,7 @@ def update_job(engine: Engine, job_id: str, values: dict) -> str:
             conds.append(jobs.c.filled <= values["slots"])
         n = conn.execute(sa.update(jobs).where(*conds).values(**values, revision=jobs.c.revision + 1)).rowcount
         if n == 1:
+            record_change(conn, "jobs", job_id, job_id=job_id)
             return "ok"
         exists = conn.execute(sa.select(jobs.c.job_id).where(jobs.c.job_id == job_id)).first()
         return "below_filled" if exists else "missing"
@@ -121,6 +134,7 @@ def reopen_job(engine: Engine, job_id: str) -> str:
                                                jobs.c.filled < jobs.c.slots)
                          .values(status="open", revision=jobs.c.revision + 1)).rowcount
         if n == 1:
+            record_change(conn, "jobs", job_id, job_id=job_id)
             return "ok"
         row = conn.execute(sa.select(jobs.c.status).where(jobs.c.job_id == job_id)).first()
         if row is None:
@@ -158,6 +172,8 @@ def insert_row(engine: Engine, table: str, row: dict) -> bool:
     try:
         with write_connection(engine) as conn:
             conn.execute(T[table].insert().values(**row))
+            record_change(conn, table, row.get(f"{table[:-1]}_id"),
+                          worker_id=row.get("worker_id") if table == "workers" else None)
     except sa.exc.IntegrityError:
         return False
     return True
@@ -217,6 +233,7 @@ def insert_referral(engine: Engine, referral_id: str, worker_id: str, job_id: st
         conn.execute(referrals.insert().values(referral_id=referral_id, worker_id=worker_id, job_id=job_id,
                                                referred_on=on, outcome=None, retained_6m=None, reason=None,
                                                created_by=created_by, updated_at=utcnow()))
+        record_change(conn, "referrals", referral_id)
 
 
 def record_outcome(engine: Engine, referral_id: str, outcome: str, reason: str | None,
@@ -260,10 +277,12 @@ def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
                 values["retained_6m"] = retained_6m
             conn.execute(sa.update(referrals).where(referrals.c.referral_id == referral_id).values(**values))
             return "same"
-        if outcome != "hired":
-            return "ok"
         ref = conn.execute(sa.select(referrals.c.job_id, referrals.c.worker_id)
                            .where(referrals.c.referral_id == referral_id)).one()
+        if outcome != "hired":
+            # the worker's record of referrals that ended without a hire changed, the job did not
+            record_change(conn, "referrals", referral_id, worker_id=ref.worker_id)
+            return "ok"
         taken = conn.execute(sa.update(jobs)
                              .where(jobs.c.job_id == ref.job_id, jobs.c.filled < jobs.c.slots,
                                     jobs.c.status == "open")
@@ -276,16 +295,11 @@ def _record_outcome(engine, referral_id, outcome, reason, retained_6m) -> str:
                              .values(employed=True)).rowcount
         if hired != 1:
             raise _Refused("employed")
+        record_change(conn, "referrals", referral_id, worker_id=ref.worker_id, job_id=ref.job_id)
         return "ok"
 
 
 # -- audit ---------------------------------------------------------------------------------------
-
-def audit(engine: Engine, *, actor: str | None, role: str | None, action: str, resource_type: str | None,
-          resource_id: str | None, status: int | None, at: dt.datetime | None = None) -> None:
-    write_audit(engine, [{"at": at or utcnow(), "actor": actor, "role": role, "action": action,
-                          "resource_type": resource_type, "resource_id": resource_id, "status": status}])
-
 
 def write_audit(engine: Engine, entries: list[dict]) -> None:
     """Several audit entries in one transaction."""
@@ -358,6 +372,7 @@ def store_allocation(engine: Engine, *, created_by: str | None, model_version: s
             summary=json.dumps(summary, ensure_ascii=False)).returning(allocations.c.id)).scalar_one()
         for i in range(0, len(rows), 5000):
             conn.execute(allocation_rows.insert(), [dict(r, allocation_id=allocation_id) for r in rows[i:i + 5000]])
+        record_change(conn, "allocations", str(allocation_id))
     return int(allocation_id)
 
 

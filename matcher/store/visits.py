@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from matcher.store.db import write_connection
+from matcher.store.queries import record_change
 from matcher.store.models import Base, utcnow
 
 T = Base.metadata.tables
@@ -27,6 +28,7 @@ def insert_visit(engine: Engine, *, visit_id: str, household_id: str, visited_on
         if services:
             conn.execute(visit_services.insert(), [{"visit_id": visit_id, "worker_id": w, "kind": k}
                                                    for w, k in services])
+        record_change(conn, "visits", visit_id)   # the members' 311 counts in their matches change
 
 
 def household_visits(engine: Engine, household_id: str, visit_id: str | None = None) -> list[dict]:
@@ -47,14 +49,6 @@ def household_visits(engine: Engine, household_id: str, visit_id: str | None = N
     for v, w, k in given:
         by_visit.setdefault(v, []).append({"worker_id": w, "kind": k})
     return [dict(r, services=by_visit.get(r["visit_id"], [])) for r in rows]
-
-
-def services_version(engine: Engine) -> tuple[int, int]:
-    """Changes whenever a referral is made or a service recorded (what the 311 counts see)."""
-    with engine.connect() as conn:
-        return tuple(int(v) for v in conn.execute(sa.select(
-            sa.select(sa.func.count()).select_from(referrals).scalar_subquery(),
-            sa.select(sa.func.count()).select_from(visit_services).scalar_subquery())).one())
 
 
 def standard_frames(engine: Engine, year: int, *, county_code: str | None = None,
