@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,11 +186,18 @@ class SnapshotHolder:
     meantime), answers are scored on demand: the same answers, a little later.
     """
 
+    # Every pair is scored in the background once no new line of snapshots has been wanted for this
+    # long: a process that serves a request or two and goes (a test, a CLI check) never pays for it, and a
+    # burst of whole rebuilds (an import) is scored once, for its last snapshot.
+    SETTLE_SECONDS = 1.0
+
     def __init__(self, precompute: bool = True):
         self.precompute = precompute
         self._lock = threading.Lock()
         self._snap = None
         self._wanted = None               # the snapshot whose pairs the background thread should score
+        self._wanted_at = 0.0             # when it was wanted (time.monotonic)
+        self._closed = False
         self._wake = threading.Event()
         self._scorer_pid: int | None = None
 
@@ -227,7 +235,7 @@ class SnapshotHolder:
         wanted = self._wanted
         if wanted is not None and wanted.lineage == snap.lineage:
             return
-        self._wanted = snap
+        self._wanted, self._wanted_at = snap, time.monotonic()
         if self._scorer_pid != os.getpid():
             self._scorer_pid = os.getpid()
             threading.Thread(target=self._score_in_background, name="matcher-scores", daemon=True).start()
@@ -235,10 +243,14 @@ class SnapshotHolder:
 
     def _score_in_background(self) -> None:
         from matcher import snapshot
-        while True:
+        while not self._closed:
             self._wake.wait()
             self._wake.clear()
-            while (wanted := self._wanted) is not None:
+            while (wanted := self._wanted) is not None and not self._closed:
+                wait = self._wanted_at + self.SETTLE_SECONDS - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)       # then look again: a newer line may have replaced it
+                    continue
                 try:
                     table = snapshot.score_every_pair(wanted)
                 except Exception as exc:  # noqa: BLE001 - on-demand scoring still works; say why, no data
@@ -252,6 +264,11 @@ class SnapshotHolder:
                             self._snap = cur.with_table(caught_up)
                     if self._wanted is wanted:
                         self._wanted = None
+
+    def close(self) -> None:
+        """No more background scoring (the process's service is being shut down)."""
+        self._closed = True
+        self._wake.set()
 
     def remember(self, snap, key: tuple, compute):
         """``compute(snap)`` (bytes), or its answer from before on the same snapshot.
@@ -356,6 +373,7 @@ class Runtime:
         return self.snapshots.current(self.engine, self.policy, self.models.require())
 
     def dispose(self) -> None:
+        self.snapshots.close()
         if self._engine is not None and self._pid == os.getpid():
             self._engine.dispose()
         self._engine = None
