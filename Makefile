@@ -7,6 +7,8 @@ HOUSEHOLDS ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# test processes (pytest-xdist): the suite's tests are independent (each has its own database or schema)
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup run world import train serve admin test test-fast bench clean
@@ -42,7 +44,7 @@ admin: setup ## Create the first admin account (login: admin); prints its passwo
 	$(BIN)/matcher user create --role admin --login admin --display-name 管理员 --generate
 
 test: setup ## Run the whole test suite (PostgreSQL tests skip when it is unreachable, fail in CI)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: setup ## Run the benchmarks and rewrite their figures under bench/
 	$(BIN)/pip install --quiet -e '.[test,bench,distributed]'

@@ -198,17 +198,23 @@ def get_referral(engine: Engine, referral_id: str) -> dict | None:
     return dict(row) if row is not None else None
 
 
+def in_places(county_code: str | None, villages: tuple[str, ...] | None) -> list:
+    """Conditions on ``households`` for a county, narrowed to villages when given (a scope's places)."""
+    conds = []
+    if county_code is not None:
+        conds.append(households.c.county_code == county_code)
+    if villages:
+        conds.append(households.c.village_code.in_(list(villages)))
+    return conds
+
+
 def pending_referrals(engine: Engine, *, county_code: str | None = None, villages: tuple[str, ...] | None = None,
                       owner: str | None = None, offset: int = 0, limit: int = 50) -> tuple[list[dict], int]:
     """Referrals awaiting an outcome, oldest first: of a county's households (narrowed to villages when
     given), or to the jobs of ``owner``. Each row carries the worker's, the household's and the job's
     fields a list needs, and the display name of the person who referred (null for a token)."""
     users = T["users"]
-    conds = [referrals.c.outcome.is_(None)]
-    if county_code is not None:
-        conds.append(households.c.county_code == county_code)
-    if villages:
-        conds.append(households.c.village_code.in_(list(villages)))
+    conds = [referrals.c.outcome.is_(None), *in_places(county_code, villages)]
     if owner is not None:
         conds.append(jobs.c.owner == owner)
     joined = (referrals.join(workers, workers.c.worker_id == referrals.c.worker_id)

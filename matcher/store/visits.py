@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from matcher.store.db import write_connection
-from matcher.store.queries import record_change
+from matcher.store.queries import in_places, record_change
 from matcher.store.models import Base, utcnow
 
 T = Base.metadata.tables
@@ -55,11 +55,7 @@ def standard_frames(engine: Engine, year: int, *, county_code: str | None = None
                     villages: tuple[str, ...] | None = None, household_id: str | None = None):
     """The workers (with their household's village), the year's referrals and the year's services of a
     county (narrowed to villages), or of one household: the inputs of the 311 standard."""
-    conds = []
-    if county_code is not None:
-        conds.append(households.c.county_code == county_code)
-    if villages:
-        conds.append(households.c.village_code.in_(list(villages)))
+    conds = in_places(county_code, villages)
     if household_id is not None:
         conds.append(households.c.household_id == household_id)
     first, last = dt.date(int(year), 1, 1), dt.date(int(year), 12, 31)
