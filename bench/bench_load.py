@@ -55,6 +55,16 @@ HIRES_BY_JOB = ("SELECT job_id, count(*) FROM referrals WHERE created_by LIKE 'l
                 "GROUP BY job_id")
 
 
+
+def start_server(env: dict, log_path: Path, workers: int):
+    """`matcher serve` on a free loopback port, its output to ``log_path``; the process and its base URL."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(MATCHER + ["serve", "--host", "127.0.0.1", "--port", str(port),
+                                             "--workers", str(workers)],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return server, f"http://127.0.0.1:{port}"
+
 def snapshot(db: Path) -> dict:
     """Each job's filled and its hires by the load so far (the warm-up's included)."""
     with sqlite3.connect(db) as conn:
@@ -179,13 +189,8 @@ def run_mix(args, spec: str, world: Path, env: dict) -> dict:
     run(MATCHER + ["db", "import", str(world)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     plan_path = CACHE / "plan.json"
     make_plan(env, world, plan_path)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     server_log = CACHE / f"server-{mix}-{rate:.0f}.log"
-    with open(server_log, "w") as log:
-        server = subprocess.Popen(MATCHER + ["serve", "--host", "127.0.0.1", "--port", str(port),
-                                             "--workers", str(args.workers)],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server, base = start_server(env, server_log, args.workers)
     try:
         ready = wait_ready(base, json.loads(plan_path.read_text(encoding="utf-8"))["recruiters"][0])
         per_user = rate / args.users
@@ -255,13 +260,8 @@ def run_steady(args, backend: str, world: Path, env: dict) -> dict:
                     "lon": float(r.lon), "county_code": r.county_code, "town_code": r.town_code,
                     "village_code": r.village_code} for r in seek.itertuples()]
         households = hh["household_id"].tolist()
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
         server_log = CACHE / f"server-steady-{backend}.log"
-        with open(server_log, "w") as log:
-            server = subprocess.Popen(MATCHER + ["serve", "--host", "127.0.0.1", "--port", str(port),
-                                                 "--workers", str(args.workers)],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server, base = start_server(env, server_log, args.workers)
         try:
             ready = wait_ready(base, token)
             sl.phase(base, token, households, args.readers, args.warmup, None)       # warm-up
